@@ -1,0 +1,165 @@
+"""Read, override, validate and save :class:`byol.config.Config`.
+
+Overrides come as nested mappings (from YAML) or dotted keys (``optim.batch_size=256``).
+Unknown keys and values of the wrong type are errors that name the valid choices: a typo must
+never be silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from byol.config import Config
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used."""
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The config as plain nested dicts/lists (tuples become lists), for YAML."""
+    raw = dataclasses.asdict(config)
+    return typing.cast(dict[str, Any], _plain(raw))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the resolved configuration as YAML."""
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with the safe loader (nothing in it is evaluated)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {file} does not exist")
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {file} is not valid YAML: {error}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {file} must hold a mapping of sections, not {type(data).__name__}")
+    return data
+
+
+def apply_mapping(config: T, overrides: Mapping[str, Any], prefix: str = "") -> T:
+    """Apply nested overrides in place and return ``config``."""
+    hints = get_type_hints(type(config))
+    names = [field.name for field in dataclasses.fields(config)]  # type: ignore[arg-type]
+    for key, value in overrides.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(_unknown_key(dotted, key, names, prefix))
+        current = getattr(config, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{dotted} is a section; give it a mapping of its keys {_keys(current)}")
+            apply_mapping(current, value, f"{dotted}.")
+        else:
+            setattr(config, key, coerce(value, hints[key], dotted))
+    return config
+
+
+def apply_dotted(config: T, assignments: Mapping[str, Any]) -> T:
+    """Apply ``{"optim.batch_size": 256, ...}`` overrides in place and return ``config``."""
+    for dotted, value in assignments.items():
+        nested: Any = value
+        for part in reversed(dotted.split(".")):
+            nested = {part: nested}
+        apply_mapping(config, nested)
+    return config
+
+
+def parse_scalar(text: str) -> Any:
+    """A command-line string as YAML scalar (``1e-3`` -> float, ``true`` -> bool, ``null``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def coerce(value: Any, annotation: Any, name: str) -> Any:
+    """Check ``value`` against a field's annotation; convert int -> float and lists -> tuples."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        options = get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return coerce(value, option, name)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if errors else f"{name} cannot be {value!r}")
+    if origin is Literal:
+        choices = get_args(annotation)
+        if value not in choices:
+            raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
+    if origin is tuple:
+        element_types = get_args(annotation)
+        if not isinstance(value, (list, tuple)) or len(value) != len(element_types):
+            raise ConfigError(f"{name}={value!r} must be a list of {len(element_types)} values")
+        return tuple(coerce(v, t, name) for v, t in zip(value, element_types, strict=True))
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}={value!r} must be true or false")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}={value!r} must be an integer")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}={value!r} must be a number")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{name}={value!r} must be a string")
+        return str(value)
+    raise ConfigError(f"{name}: unsupported field type {annotation!r}")
+
+
+def iter_fields(config: Any, prefix: str = "") -> typing.Iterator[tuple[str, Any, Any]]:
+    """Every leaf field as (dotted name, annotation, current value)."""
+    hints = get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        dotted = f"{prefix}{field.name}"
+        if dataclasses.is_dataclass(value):
+            yield from iter_fields(value, f"{dotted}.")
+        else:
+            yield dotted, hints[field.name], value
+
+
+def _keys(section: Any) -> str:
+    return ", ".join(field.name for field in dataclasses.fields(section))
+
+
+def _unknown_key(dotted: str, key: str, names: list[str], prefix: str) -> str:
+    close = difflib.get_close_matches(key, names, n=3)
+    hint = f"; did you mean {', '.join(prefix + c for c in close)}?" if close else ""
+    where = f"section {prefix.rstrip('.')}" if prefix else "the top level"
+    return f"unknown config key {dotted!r}{hint} Valid keys in {where}: {', '.join(names)}"
