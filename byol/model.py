@@ -21,7 +21,7 @@ from byol.heads import MLPHead
 from byol.loss import byol_loss
 
 
-@dataclass(frozen=True)
+@dataclass
 class BYOLOutput:
     """What one forward pass of :class:`BYOL` returns (B = batch, P = projection size).
 
@@ -29,6 +29,8 @@ class BYOLOutput:
     ``byol_experiment.py:243-250``). ``online_projection_*``: z_theta, (B, P), used by the
     collapse monitors. ``online_prediction_*``: q_theta(z_theta), (B, P).
     ``target_projection_*``: z'_xi, (B, P), without gradient.
+
+    Not frozen: engines (Lightning's precision plugins) convert tensors of outputs in place.
     """
 
     loss: Tensor

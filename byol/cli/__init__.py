@@ -1,0 +1,1 @@
+"""The ``byol`` command line: train, eval, embed, export, report."""

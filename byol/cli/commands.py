@@ -1,0 +1,165 @@
+"""What each ``byol`` sub-command does; argument parsing lives in :mod:`byol.cli.main`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from byol.cli.config_flags import config_from_arguments
+from byol.config import Config
+from byol.config_io import apply_dotted
+from byol.data.registry import load_images
+from byol.eval.features import extract_features
+from byol.eval.linear import linear_probe, save_linear_classifier
+from byol.eval.report import write_report
+from byol.export.checkpoint import load_encoder_from_checkpoint
+from byol.model import build_model
+from byol.train.engine import train as run_training
+from byol.train.validation import KNNValidator
+from byol.train.views import eval_batches
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train(arguments: argparse.Namespace) -> int:
+    """Pre-train, then print the trained and a random encoder's k-NN accuracy side by side."""
+    if arguments.resume:
+        result = run_training(Config(), resume=arguments.resume,
+                              progress=not arguments.no_progress)
+        config = load_encoder_from_checkpoint(result.checkpoint)[1]
+    else:
+        config = config_from_arguments(arguments)
+        if arguments.data:
+            apply_dotted(config, {"data.source": arguments.data})
+            if config.data.val_source is not None:
+                config.data.val_source = arguments.data
+        started = time.perf_counter()
+        result = run_training(config, progress=not arguments.no_progress)
+        print(f"trained {result.steps} steps in {time.perf_counter() - started:.0f} s; "
+              f"final loss {result.final_loss:.4f}")
+    print(f"run folder: {result.run_dir}")
+    print(f"checkpoint: {result.checkpoint}")
+    if result.knn_top1 is not None:
+        baseline = random_encoder_knn(config)
+        print(f"k-NN top-1 (k={config.monitor.knn_k}): BYOL encoder {result.knn_top1:.2%} | "
+              f"random encoder {baseline:.2%}")
+    print(f"report: {result.run_dir / 'report.html'}")
+    return 0
+
+
+def random_encoder_knn(config: Config) -> float:
+    """k-NN top-1 of a randomly initialised encoder of the run's architecture (same seed)."""
+    torch.manual_seed(config.train.seed)
+    encoder = build_model(config.model).online.encoder.to(_device())
+    validator = KNNValidator(config, _device())
+    result = validator.evaluate(encoder)
+    return result.top1 if result is not None else float("nan")
+
+
+def _encoder_and_config(arguments: argparse.Namespace) -> tuple[nn.Module, Config]:
+    if not arguments.checkpoint:
+        raise ValueError("give --checkpoint FILE (or a run folder)")
+    encoder, config = load_encoder_from_checkpoint(_checkpoint_file(arguments.checkpoint))
+    if getattr(arguments, "random_init", False):
+        torch.manual_seed(config.train.seed)
+        encoder = build_model(config.model).online.encoder
+    return encoder.to(_device()).eval(), config
+
+
+def _checkpoint_file(path: str) -> Path:
+    candidate = Path(path)
+    if candidate.is_dir():
+        for name in ("final.pt", "last.pt"):
+            if (candidate / "checkpoints" / name).is_file():
+                return candidate / "checkpoints" / name
+        raise ValueError(f"run folder {candidate} holds no checkpoints/final.pt or last.pt")
+    return candidate
+
+
+def _labelled_splits(arguments: argparse.Namespace, config: Config) -> tuple[str, Config]:
+    source = arguments.data or config.data.val_source or config.data.source
+    config.data.max_images = getattr(arguments, "max_images", None)
+    return source, config
+
+
+def eval_knn(arguments: argparse.Namespace) -> int:
+    encoder, config = _encoder_and_config(arguments)
+    source, config = _labelled_splits(arguments, config)
+    config.monitor.knn_k, config.monitor.knn_temperature = arguments.k, arguments.temperature
+    validator = KNNValidator(config, _device(), source=source, batch_size=arguments.batch_size)
+    result = validator.evaluate(encoder)
+    if result is None:  # pragma: no cover - validator is enabled
+        return 1
+    print(json.dumps({"data": source, "k": arguments.k, "temperature": arguments.temperature,
+                      "top1": result.top1, "top5": result.top5}))
+    return 0
+
+
+def eval_linear(arguments: argparse.Namespace) -> int:
+    encoder, config = _encoder_and_config(arguments)
+    source, config = _labelled_splits(arguments, config)
+    if arguments.protocol == "official":
+        from byol.cli.official_linear import run_official_linear
+
+        top1, top5 = run_official_linear(encoder, config, source, arguments)
+        print(json.dumps({"data": source, "protocol": "official", "top1": top1, "top5": top5}))
+        return 0
+    features = {}
+    for split in ("train", "test"):
+        cache = load_images(source, split, config.data.cache_dir,  # type: ignore[arg-type]
+                            cache_size=config.data.cache_size, image_size=config.augment.image_size,
+                            max_images=config.data.max_images).cache()
+        if not cache.has_labels:
+            raise ValueError(f"{source} has no class labels; the linear probe needs them")
+        features[split] = extract_features(
+            encoder, eval_batches(cache.images, cache.labels, config.augment, arguments.batch_size,
+                                  _device()), _device())
+    result = linear_probe(features["train"].features, features["train"].labels,
+                          features["test"].features, features["test"].labels)
+    out = Path(arguments.out) if arguments.out else (
+        _checkpoint_file(arguments.checkpoint).parent / "linear_classifier.safetensors")
+    save_linear_classifier(result.classifier, out)
+    print(json.dumps({"data": source, "protocol": "fast", "top1": result.top1,
+                      "top5": result.top5, "weight_decay": result.weight_decay,
+                      "classifier": str(out)}))
+    return 0
+
+
+def embed(arguments: argparse.Namespace) -> int:
+    encoder, config = _encoder_and_config(arguments)
+    cache = load_images(arguments.data, arguments.split, config.data.cache_dir,
+                        cache_size=config.data.cache_size,
+                        image_size=config.augment.image_size).cache()
+    features = extract_features(
+        encoder, eval_batches(cache.images, cache.labels, config.augment, arguments.batch_size,
+                              _device()), _device(), progress=True)
+    out = Path(arguments.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, features.features.numpy())
+    paths = out.with_suffix(".paths.txt")
+    paths.write_text("\n".join(cache.paths) + "\n")
+    print(f"wrote {tuple(features.features.shape)} features to {out} and image paths to {paths}")
+    return 0
+
+
+def export(arguments: argparse.Namespace) -> int:
+    from byol.export import export_encoder
+
+    result = export_encoder(_checkpoint_file(arguments.checkpoint), arguments.out,
+                            onnx=not arguments.no_onnx)
+    for path in result.files:
+        print(path)
+    return 0
+
+
+def report(arguments: argparse.Namespace) -> int:
+    print(write_report(arguments.run_dir))
+    return 0

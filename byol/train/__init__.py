@@ -1,0 +1,1 @@
+"""Training: the step, the engine around it, logging and run folders."""

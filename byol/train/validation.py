@@ -1,0 +1,81 @@
+"""k-NN accuracy on a labelled split during training, and the report's retrieval grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from byol.config import Config
+from byol.data.registry import load_images
+from byol.eval.features import Features, extract_features
+from byol.eval.knn import KNNResult, knn_classify
+from byol.train.views import eval_batches
+
+
+class KNNValidator:
+    """Weighted k-NN (k, T from ``config.monitor``): train split as bank, test split as queries.
+
+    Runs where ``enabled`` (rank 0 in a multi-process run); the images are cached as uint8 once,
+    at construction. ``source`` defaults to ``config.data.val_source``.
+    """
+
+    def __init__(self, config: Config, device: torch.device, enabled: bool = True,
+                 source: str | None = None, batch_size: int = 512) -> None:
+        self.config, self.device, self.batch_size = config, device, batch_size
+        source = source or config.data.val_source
+        self.enabled = enabled and source is not None
+        self._last: tuple[Features, Features] | None = None
+        if source is None or not self.enabled:
+            return
+        kwargs = {"cache_size": config.data.cache_size, "image_size": config.augment.image_size,
+                  "num_workers": config.data.num_workers, "progress": False}
+        bank = load_images(source, "train", config.data.cache_dir,
+                           max_images=config.data.max_images, **kwargs).cache()
+        queries = load_images(source, "test", config.data.cache_dir, **kwargs).cache()
+        if not (bank.has_labels and queries.has_labels):
+            raise ValueError(
+                f"data.val_source={source!r} has no class labels; k-NN monitoring needs class "
+                "sub-folders (or set monitor.knn_every_epochs=0)"
+            )
+        self.bank, self.queries = bank, queries
+
+    def _features(self, encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Features:
+        batches = eval_batches(images, labels, self.config.augment, self.batch_size, self.device)
+        return extract_features(encoder, batches, self.device, output_device=self.device)
+
+    def evaluate(self, encoder: nn.Module) -> KNNResult | None:
+        """Top-1/top-5 of the encoder's features (eval mode; training flags are restored)."""
+        if not self.enabled:
+            return None
+        bank = self._features(encoder, self.bank.images, self.bank.labels)
+        queries = self._features(encoder, self.queries.images, self.queries.labels)
+        self._last = (bank, queries)
+        return knn_classify(bank.features, bank.labels, queries.features, queries.labels,
+                            k=self.config.monitor.knn_k,
+                            temperature=self.config.monitor.knn_temperature, device=self.device)
+
+    def save_retrieval(self, path: Path, queries: int = 8, neighbours: int = 8) -> bool:
+        """Nearest training images of the first test image of each class, from the last
+        :meth:`evaluate`, as ``retrieval.npz`` for the report. False when there is nothing."""
+        if self._last is None:
+            return False
+        bank, query = self._last
+        labels = query.labels.cpu()
+        firsts = [int(torch.nonzero(labels == c)[0]) for c in labels.unique()[:queries].tolist()]
+        chosen = torch.tensor(firsts, dtype=torch.long)
+        similarity = (F.normalize(query.features[chosen.to(query.features.device)], dim=1)
+                      @ F.normalize(bank.features, dim=1).T)
+        nearest = similarity.topk(min(neighbours, bank.features.shape[0]), dim=1).indices.cpu()
+        np.savez_compressed(
+            path,
+            queries=self.queries.images[chosen].numpy(),
+            neighbours=self.bank.images[nearest].numpy(),
+            query_labels=self.queries.labels[chosen].numpy(),
+            neighbour_labels=self.bank.labels[nearest].numpy(),
+            class_names=np.array(self.bank.classes),
+        )
+        return True

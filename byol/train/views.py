@@ -1,0 +1,182 @@
+"""Training data for the engine: batches of two augmented views on the training device.
+
+Two paths, chosen by ``augment.backend``:
+
+* ``batched`` (the fast path, ``auto`` when the dataset fits the uint8 cache): images decoded
+  once into a uint8 (N, 3, S, S) cache; each step gathers a batch and augments it on the
+  training device with :class:`~byol.augment.BatchedTwoViews`, no per-image Python work.
+* ``per_image``: a DataLoader whose workers decode and augment each image with the torchvision
+  reference pipeline, for data that does not fit in memory.
+
+Both are pure functions of (seed, epoch, batch index): the augmentation randomness of batch b
+of epoch e is seeded from (seed, e, b, rank). A resumed run therefore sees exactly the views
+the uninterrupted run would have seen, without saving generator states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from lightning.fabric import Fabric
+from torch import Tensor
+
+from byol.augment import BatchedTwoViews, ReferenceTwoViews
+from byol.config import AugmentConfig, Config
+from byol.data.registry import ImageSource, load_images
+from byol.data.sampler import EpochSampler
+
+# Cap on the uint8 cache the ``auto`` backend keeps in memory (ImageNet at 256 px is ~250 GB).
+AUTO_CACHE_LIMIT_BYTES = 8 * 1024**3
+
+
+class ViewSource(Protocol):
+    """What the engine needs from its data."""
+
+    num_images: int
+    batch_size: int  # per process
+    steps_per_epoch: int
+
+    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        """Views (B, 3, S, S) x2 for this process, from batch ``start_batch`` of ``epoch``."""
+        ...
+
+
+def batch_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
+    """A distinct 63-bit seed per (run seed, epoch, batch, rank)."""
+    mixed = (seed * 1_000_003 + epoch) * 1_000_033 + batch
+    return (mixed * 4_099 + rank) % (2**63 - 1)
+
+
+@dataclass
+class CachedViewSource:
+    """uint8 cache + epoch sampler + batched augmentation on ``device``."""
+
+    images: Tensor  # uint8 (N, 3, S, S), on the device when it fits there, else pinned CPU
+    sampler: EpochSampler
+    augment: BatchedTwoViews
+    device: torch.device
+    seed: int
+
+    @property
+    def num_images(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def batch_size(self) -> int:
+        return self.sampler.local_batch_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.sampler.batches_per_epoch
+
+    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        generator = torch.Generator(device=self.device)
+        for offset, indices in enumerate(self.sampler.batches(epoch, start_batch)):
+            batch = self.images[indices.to(self.images.device)]
+            batch = batch.to(self.device, non_blocking=True)
+            generator.manual_seed(batch_seed(self.seed, epoch, start_batch + offset,
+                                             self.sampler.rank))
+            yield self.augment(batch, generator)
+
+
+class _SeededTwoViews(torch.utils.data.Dataset[tuple[Tensor, Tensor]]):
+    """Per-image views whose randomness is a function of (seed, epoch, index)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset[tuple[Any, int]],
+                 transform: ReferenceTwoViews, seed: int) -> None:
+        self.dataset, self.transform, self.seed, self.epoch = dataset, transform, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        image, _ = self.dataset[index]
+        # torchvision transforms draw from the global generator of the worker process.
+        torch.manual_seed(batch_seed(self.seed, self.epoch, index, 0))
+        return self.transform(image)
+
+
+@dataclass
+class LoaderViewSource:
+    """DataLoader with workers and pinned memory, for datasets that do not fit in memory."""
+
+    dataset: _SeededTwoViews
+    sampler: EpochSampler
+    device: torch.device
+    num_workers: int
+
+    @property
+    def num_images(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def batch_size(self) -> int:
+        return self.sampler.local_batch_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.sampler.batches_per_epoch
+
+    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        self.sampler.set_epoch(epoch, start_batch)
+        self.dataset.epoch = epoch
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_size=self.batch_size, sampler=self.sampler,
+            num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+            persistent_workers=False, drop_last=True,
+        )
+        for view_1, view_2 in loader:
+            yield (view_1.to(self.device, non_blocking=True),
+                   view_2.to(self.device, non_blocking=True))
+
+
+def training_source(config: Config, progress: bool = True) -> ImageSource:
+    """The training split named by ``config.data``."""
+    return load_images(
+        config.data.source, "train", config.data.cache_dir, cache_size=config.data.cache_size,
+        image_size=config.augment.image_size, max_images=config.data.max_images,
+        num_workers=config.data.num_workers, progress=progress,
+    )
+
+
+def build_view_source(config: Config, fabric: Fabric, source: ImageSource) -> ViewSource:
+    """The engine's data for this process, on ``fabric.device``, from the resolved ``source``."""
+    backend = config.augment.backend
+    if backend == "auto":
+        backend = "batched" if source.cache_bytes <= AUTO_CACHE_LIMIT_BYTES else "per_image"
+    global_batch = config.optim.batch_size
+    if backend == "batched":
+        cache = source.cache()
+        sampler = EpochSampler(len(cache), global_batch, seed=config.train.seed,
+                               rank=fabric.global_rank, world_size=fabric.world_size)
+        images = cache.images
+        if fabric.device.type == "cuda":
+            images = images.to(fabric.device)  # a CIFAR-sized cache is 150 MB of GPU memory
+        augment = BatchedTwoViews(config.augment).to(fabric.device)
+        return CachedViewSource(images, sampler, augment, fabric.device, config.train.seed)
+    dataset = _SeededTwoViews(source.dataset(), ReferenceTwoViews(config.augment),
+                              config.train.seed)
+    sampler = EpochSampler(len(dataset), global_batch, seed=config.train.seed,
+                           rank=fabric.global_rank, world_size=fabric.world_size)
+    return LoaderViewSource(dataset, sampler, fabric.device, config.data.num_workers)
+
+
+def eval_batches(images: Tensor, labels: Tensor, augment: AugmentConfig, batch_size: int,
+                 device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+    """Unaugmented, normalised batches of a uint8 cache, resized to ``augment.image_size``.
+
+    (N, 3, S, S) uint8 -> batches of ((B, 3, image_size, image_size) float32, (B,) int64).
+    """
+    mean = torch.tensor(augment.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(augment.std, device=device).view(1, 3, 1, 1)
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start:start + batch_size].to(device, non_blocking=True).float() / 255.0
+        if batch.shape[-1] != augment.image_size:
+            batch = F.interpolate(batch, size=(augment.image_size, augment.image_size),
+                                  mode="bicubic", antialias=True, align_corners=False)
+            batch = batch.clamp_(0.0, 1.0)
+        yield (batch - mean) / std, labels[start:start + batch_size]
