@@ -1,0 +1,442 @@
+"""A self-contained HTML report of a training run.
+
+:func:`write_report` reads ``run_dir/metrics.csv`` (one row per log step; columns ``step``,
+``epoch``, ``loss``, ``lr``, ``tau``, ``projection_std``, ``effective_rank``,
+``images_per_second`` and the sparse ``knn_top1``/``knn_top5``; any column or value may be
+missing), ``run_dir/config.yaml`` and optionally nearest-neighbour retrievals, and writes one
+HTML page with inline SVG plots and base64 PNG thumbnails: no external assets, so it can be
+mailed or archived as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import yaml
+from PIL import Image
+from torch import Tensor
+
+# (id, title, columns) of the known plots, in page order; other numeric columns follow.
+KNOWN_PLOTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("loss", "BYOL loss", ("loss",)),
+    ("lr", "Learning rate", ("lr",)),
+    ("tau", "Target decay rate tau", ("tau",)),
+    ("knn", "k-NN accuracy", ("knn_top1", "knn_top5")),
+    ("projection_std", "Projection std (collapse -> 0)", ("projection_std",)),
+    ("effective_rank", "Effective rank (RankMe)", ("effective_rank",)),
+    ("images_per_second", "Throughput (images / s)", ("images_per_second",)),
+)
+_AXIS_COLUMNS = ("step", "epoch")
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+# Polylines are thinned to about this many points: a million-step run stays a small page.
+_MAX_POINTS = 2000
+
+
+class Series(NamedTuple):
+    """One curve: x (steps) and y values of equal length, all finite."""
+
+    name: str
+    x: list[float]
+    y: list[float]
+
+
+def read_metrics(path: Path) -> dict[str, Series]:
+    """Columns of a metrics CSV as finite (step, value) series; empty or bad cells are skipped.
+
+    Rows without a usable ``step`` use their row index. Columns with no finite value are left out.
+    """
+    columns: dict[str, Series] = {}
+    with path.open(newline="") as handle:
+        for index, row in enumerate(csv.DictReader(handle)):
+            step = _to_float(row.get("step"))
+            x = float(index) if step is None else step
+            for name, cell in row.items():
+                if name is None or name in _AXIS_COLUMNS:
+                    continue
+                value = _to_float(cell)
+                if value is not None:
+                    columns.setdefault(name, Series(name, [], [])).x.append(x)
+                    columns[name].y.append(value)
+    return columns
+
+
+def _to_float(cell: object) -> float | None:
+    if not isinstance(cell, str) or not cell.strip():
+        return None
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """About ``count`` round tick values (1, 2, 5 x 10^n steps) covering [low, high]."""
+    span = high - low
+    raw = span / max(count - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    first = math.floor(low / step) * step
+    ticks = []
+    value = first
+    while value <= high + step * 1e-9:
+        if value >= low - step * 1e-9:
+            ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def _tick_label(tick: float, ticks: Sequence[float]) -> str:
+    """Enough significant digits to tell neighbouring ticks apart (0.9965 vs 0.997)."""
+    if len(ticks) < 2:
+        return f"{tick:.4g}"
+    step = abs(ticks[1] - ticks[0])
+    largest = max(abs(t) for t in ticks)
+    digits = max(1, math.floor(math.log10(largest)) - math.floor(math.log10(step)) + 1)
+    return f"{tick:.{max(digits, 3)}g}"
+
+
+def svg_line_plot(
+    title: str,
+    series: Sequence[Series],
+    *,
+    x_label: str = "step",
+    reference: tuple[str, float] | None = None,
+    width: int = 460,
+    height: int = 260,
+) -> str:
+    """An inline SVG line chart with axes, ticks, a legend and an optional dashed reference line.
+
+    Args:
+        title: shown above the chart and as the SVG ``<title>``.
+        series: curves to draw; empty ones are ignored.
+        x_label: label of the horizontal axis.
+        reference: (label, y) of a horizontal dashed line, e.g. the isotropic std 1/sqrt(D).
+        width, height: pixel size of the SVG.
+
+    Returns:
+        An ``<svg>`` element as a string.
+    """
+    series = [s for s in series if s.x]
+    left, right, top, bottom = 62, 12, 28, 40
+    inner_w, inner_h = width - left - right, height - top - bottom
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img">',
+        f"<title>{html.escape(title)}</title>",
+        f'<text x="{width / 2}" y="16" text-anchor="middle" class="plot-title">'
+        f"{html.escape(title)}</text>",
+    ]
+    if not series:
+        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">no data</text>')
+        return "".join([*parts, "</svg>"])
+    xs = [x for s in series for x in s.x]
+    ys = [y for s in series for y in s.y] + ([reference[1]] if reference else [])
+    x_low, x_high = min(xs), max(xs)
+    y_low, y_high = min(ys), max(ys)
+    if x_high == x_low:
+        x_low, x_high = x_low - 1, x_high + 1
+    if y_high == y_low:
+        pad = abs(y_low) * 0.1 or 1.0
+        y_low, y_high = y_low - pad, y_high + pad
+
+    def px(x: float) -> float:
+        return left + (x - x_low) / (x_high - x_low) * inner_w
+
+    def py(y: float) -> float:
+        return top + (1 - (y - y_low) / (y_high - y_low)) * inner_h
+
+    parts.append(
+        f'<rect x="{left}" y="{top}" width="{inner_w}" height="{inner_h}" fill="none" '
+        'stroke="#999"/>'
+    )
+    y_ticks = _nice_ticks(y_low, y_high)
+    for tick in y_ticks:
+        parts.append(
+            f'<line x1="{left}" x2="{left + inner_w}" y1="{py(tick):.1f}" y2="{py(tick):.1f}" '
+            f'stroke="#eee"/><text x="{left - 4}" y="{py(tick) + 4:.1f}" text-anchor="end" '
+            f'class="tick">{_tick_label(tick, y_ticks)}</text>'
+        )
+    for tick in _nice_ticks(x_low, x_high):
+        parts.append(
+            f'<text x="{px(tick):.1f}" y="{top + inner_h + 14}" text-anchor="middle" '
+            f'class="tick">{tick:.6g}</text>'
+        )
+    parts.append(
+        f'<text x="{left + inner_w / 2}" y="{height - 6}" text-anchor="middle" class="tick">'
+        f"{html.escape(x_label)}</text>"
+    )
+    if reference is not None:
+        parts.append(
+            f'<line x1="{left}" x2="{left + inner_w}" y1="{py(reference[1]):.1f}" '
+            f'y2="{py(reference[1]):.1f}" stroke="#555" stroke-dasharray="5,4"/>'
+            f'<text x="{left + inner_w - 4}" y="{py(reference[1]) - 4:.1f}" text-anchor="end" '
+            f'class="tick">{html.escape(reference[0])}</text>'
+        )
+    for index, curve in enumerate(series):
+        colour = _COLOURS[index % len(_COLOURS)]
+        stride = max(1, math.ceil(len(curve.x) / _MAX_POINTS))
+        keep = list(range(0, len(curve.x), stride))
+        if keep[-1] != len(curve.x) - 1:
+            keep.append(len(curve.x) - 1)
+        points = " ".join(f"{px(curve.x[i]):.1f},{py(curve.y[i]):.1f}" for i in keep)
+        if len(keep) == 1:
+            x0, y0 = points.split(",")
+            parts.append(f'<circle cx="{x0}" cy="{y0}" r="3" fill="{colour}"/>')
+        else:
+            parts.append(
+                f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"/>'
+            )
+        if len(series) > 1:
+            parts.append(
+                f'<text x="{left + 8}" y="{top + 14 + 14 * index}" fill="{colour}" '
+                f'class="tick">{html.escape(curve.name)}</text>'
+            )
+    return "".join([*parts, "</svg>"])
+
+
+def _as_uint8_array(images: Tensor | np.ndarray, name: str) -> np.ndarray:
+    array = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else images
+    if array.dtype != np.uint8:
+        raise ValueError(
+            f"{name} must be uint8 images in [0, 255]; got dtype {array.dtype}. Convert with "
+            "(x * 255).round().clamp(0, 255).to(torch.uint8) before un-normalising"
+        )
+    return array
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """A ``data:image/png;base64,...`` URI of a uint8 (C, H, W) image, C in {1, 3}."""
+    pixels = image[0] if image.shape[0] == 1 else np.ascontiguousarray(image.transpose(1, 2, 0))
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def retrieval_grid_html(
+    query_images: Tensor | np.ndarray,
+    neighbour_images: Tensor | np.ndarray,
+    query_labels: Tensor | np.ndarray | Sequence[int] | None = None,
+    neighbour_labels: Tensor | np.ndarray | Sequence[Sequence[int]] | None = None,
+    *,
+    class_names: Sequence[str] | None = None,
+    thumbnail_size: int = 64,
+) -> str:
+    """An HTML table: one row per query, its image then its K nearest neighbours.
+
+    Thumbnails are inline base64 PNGs at native resolution, scaled by the browser to
+    ``thumbnail_size`` pixels with pixelated rendering. With labels, each neighbour is framed
+    green when its label matches the query's and red otherwise.
+
+    Args:
+        query_images: uint8 (Q, C, H, W), C in {1, 3}.
+        neighbour_images: uint8 (Q, K, C, H, W).
+        query_labels: optional (Q,) class indices.
+        neighbour_labels: optional (Q, K) class indices.
+        class_names: optional names indexed by label.
+        thumbnail_size: displayed side in pixels.
+
+    Returns:
+        A ``<table class="retrieval">`` element as a string.
+
+    Raises:
+        ValueError: wrong dtype or shapes.
+    """
+    queries = _as_uint8_array(query_images, "query_images")
+    neighbours = _as_uint8_array(neighbour_images, "neighbour_images")
+    if queries.ndim != 4 or queries.shape[1] not in (1, 3):
+        raise ValueError(f"query_images must be (Q, C, H, W) with C 1 or 3; got {queries.shape}")
+    if neighbours.ndim != 5 or neighbours.shape[0] != queries.shape[0]:
+        raise ValueError(
+            f"neighbour_images must be (Q, K, C, H, W) with Q={queries.shape[0]}; got "
+            f"{neighbours.shape}"
+        )
+    if neighbours.shape[2] not in (1, 3):
+        raise ValueError(f"neighbour images must have 1 or 3 channels; got {neighbours.shape[2]}")
+    q_labels = None if query_labels is None else np.asarray(query_labels).reshape(-1)
+    n_labels = None if neighbour_labels is None else np.asarray(neighbour_labels)
+    if q_labels is not None and q_labels.shape != (queries.shape[0],):
+        raise ValueError(
+            f"query_labels must have shape ({queries.shape[0]},); got {q_labels.shape}"
+        )
+    if n_labels is not None and n_labels.shape != neighbours.shape[:2]:
+        raise ValueError(
+            f"neighbour_labels must have shape {neighbours.shape[:2]}; got {n_labels.shape}"
+        )
+
+    def name(label: object) -> str:
+        index = int(label)  # type: ignore[call-overload]
+        if class_names is not None and 0 <= index < len(class_names):
+            return class_names[index]
+        return str(index)
+
+    def cell(image: np.ndarray, caption: str | None, border: str) -> str:
+        text = "" if caption is None else f"<figcaption>{html.escape(caption)}</figcaption>"
+        return (
+            f'<td><figure class="thumb"><img src="{png_data_uri(image)}" width="{thumbnail_size}"'
+            f' height="{thumbnail_size}" style="border-color:{border}" alt="">{text}</figure></td>'
+        )
+
+    rows = [
+        '<table class="retrieval"><tr><th>query</th>'
+        + "".join(f"<th>{k + 1}</th>" for k in range(neighbours.shape[1]))
+        + "</tr>"
+    ]
+    for q in range(queries.shape[0]):
+        query_caption = None if q_labels is None else name(q_labels[q])
+        row = [cell(queries[q], query_caption, "#000")]
+        for k in range(neighbours.shape[1]):
+            border, caption = "#ccc", None
+            if n_labels is not None:
+                caption = name(n_labels[q, k])
+                if q_labels is not None:
+                    border = "#2ca02c" if n_labels[q, k] == q_labels[q] else "#d62728"
+            row.append(cell(neighbours[q, k], caption, border))
+        rows.append("<tr>" + "".join(row) + "</tr>")
+    return "".join([*rows, "</table>"])
+
+
+def _retrieval_from_npz(path: Path) -> str:
+    with np.load(path, allow_pickle=False) as data:
+        if "queries" not in data or "neighbours" not in data:
+            raise ValueError(
+                f"{path} must hold arrays 'queries' (Q, C, H, W) and 'neighbours' "
+                f"(Q, K, C, H, W); found {sorted(data.files)}"
+            )
+        return retrieval_grid_html(
+            data["queries"],
+            data["neighbours"],
+            data.get("query_labels"),
+            data.get("neighbour_labels"),
+            class_names=[str(c) for c in data["class_names"]] if "class_names" in data else None,
+        )
+
+
+def _projection_dim(config_text: str) -> int | None:
+    try:
+        config = yaml.safe_load(config_text)
+        value = config["model"]["projection_dim"]
+    except (yaml.YAMLError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
+.plots{display:flex;flex-wrap:wrap;gap:12px}
+figure.plot{margin:0;border:1px solid #ddd;padding:4px}
+.plot-title{font-size:13px;font-weight:600}.tick{font-size:10px}
+pre{background:#f6f6f6;padding:1em;overflow:auto;max-height:40em}
+table.summary td,table.summary th{padding:2px 10px;text-align:left}
+table.retrieval td{padding:2px}figure.thumb{margin:0;text-align:center;font-size:10px}
+figure.thumb img{image-rendering:pixelated;border:3px solid #ccc}
+"""
+
+
+def write_report(
+    run_dir: str | Path,
+    retrieval_html: str | None = None,
+    *,
+    output: str | Path | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write ``report.html`` for a run folder and return its path.
+
+    Args:
+        run_dir: folder with ``metrics.csv`` and ``config.yaml`` (either may be missing; the
+            page says so) and optionally ``retrieval.npz`` (keys ``queries``, ``neighbours``,
+            optional ``query_labels``, ``neighbour_labels``, ``class_names``).
+        retrieval_html: a precomputed section from :func:`retrieval_grid_html`; takes precedence
+            over ``retrieval.npz``.
+        output: where to write; ``run_dir/report.html`` by default.
+        title: page title; the folder name by default.
+
+    Raises:
+        ValueError: ``run_dir`` is not a folder.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ValueError(f"run_dir={run_dir} is not a folder; pass a run's output folder")
+    title = title or run_dir.name
+    metrics_path, config_path = run_dir / "metrics.csv", run_dir / "config.yaml"
+    metrics = read_metrics(metrics_path) if metrics_path.is_file() else {}
+    config_text = config_path.read_text() if config_path.is_file() else None
+    projection_dim = _projection_dim(config_text) if config_text else None
+
+    body = [f"<h1>BYOL run: {html.escape(title)}</h1>"]
+    body.append(_summary_html(metrics))
+    body.append("<h2>Training curves</h2>")
+    if not metrics:
+        body.append(f"<p>No metrics found in {html.escape(str(metrics_path))}.</p>")
+    figures = []
+    plotted: set[str] = set()
+    for plot_id, plot_title, columns in KNOWN_PLOTS:
+        curves = [metrics[c] for c in columns if c in metrics]
+        plotted.update(columns)
+        if not curves:
+            continue
+        reference = None
+        if plot_id == "projection_std" and projection_dim:
+            reference = (f"1/sqrt({projection_dim})", 1 / math.sqrt(projection_dim))
+        figures.append((plot_id, columns, svg_line_plot(plot_title, curves, reference=reference)))
+    for name, curve in metrics.items():
+        if name not in plotted:
+            figures.append((name, (name,), svg_line_plot(name, [curve])))
+    body.append('<div class="plots">')
+    for plot_id, columns, svg in figures:
+        body.append(
+            f'<figure class="plot" id="plot-{html.escape(plot_id)}" '
+            f'data-columns="{html.escape(" ".join(columns))}">{svg}</figure>'
+        )
+    body.append("</div>")
+
+    body.append('<h2>Nearest-neighbour retrievals</h2><div id="retrieval">')
+    retrieval_path = run_dir / "retrieval.npz"
+    if retrieval_html is None and retrieval_path.is_file():
+        retrieval_html = _retrieval_from_npz(retrieval_path)
+    body.append(retrieval_html or "<p>No retrievals recorded for this run.</p>")
+    body.append("</div>")
+
+    body.append('<h2>Configuration</h2><pre id="config">')
+    body.append(html.escape(config_text) if config_text else "config.yaml not found")
+    body.append("</pre>")
+
+    page = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )
+    path = Path(output) if output is not None else run_dir / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _summary_html(metrics: dict[str, Series]) -> str:
+    rows = []
+    for name, curve in metrics.items():
+        last = f"{curve.y[-1]:.6g} (step {curve.x[-1]:.0f})"
+        extra = ""
+        if name.startswith("knn_"):
+            best = max(range(len(curve.y)), key=lambda i: curve.y[i])
+            extra = f"best {curve.y[best]:.6g} (step {curve.x[best]:.0f})"
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{last}</td><td>{html.escape(extra)}</td></tr>"
+        )
+    if not rows:
+        return ""
+    return (
+        '<table class="summary"><tr><th>metric</th><th>last</th><th></th></tr>'
+        + "".join(rows)
+        + "</table>"
+    )
