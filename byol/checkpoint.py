@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 FORMAT_VERSION = 1
+CHECKPOINT_FORMAT_VERSION = FORMAT_VERSION
+REQUIRED_KEYS = ("format_version", "config", "model")
+# Where a training run keeps its latest checkpoint, relative to the run folder.
+RUN_CHECKPOINT = Path("checkpoints") / "last.pt"
 
 
 class CheckpointError(ValueError):
@@ -43,34 +49,92 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise CheckpointError(f"could not write checkpoint {target}: {error.strerror or error}") from error
+            raise CheckpointError(
+                f"could not write checkpoint {target}: {error.strerror or error}"
+            ) from error
         raise
     return target
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint on the CPU with ``weights_only=True`` and check its format version."""
-    source = Path(path)
-    if source.is_dir():
-        source = source / "checkpoints" / "last.pt"
-    if not source.is_file():
-        raise CheckpointError(f"checkpoint {source} does not exist")
+    """Load a BYOL checkpoint dict on the CPU, refusing anything unsafe or unknown.
+
+    ``path`` is a checkpoint file or a run folder (its ``checkpoints/last.pt`` is read).
+
+    Raises:
+        ValueError: the file is missing, is not a BYOL checkpoint, holds objects that
+            ``weights_only=True`` refuses (for example a pickle that would run code), or has a
+            ``format_version`` newer than :data:`CHECKPOINT_FORMAT_VERSION`.
+    """
+    file = checkpoint_file(path)
     try:
-        state = torch.load(source, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"refused to load {source}: it holds objects other than tensors and plain values, "
-            "which could run code when unpickled (only byol checkpoints are accepted)"
-        ) from error
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"{source} is not a readable checkpoint ({error.__class__.__name__}: "
-                              f"{str(error).splitlines()[0] if str(error) else 'truncated'})") from error
-    if not isinstance(state, dict) or "model" not in state or "format_version" not in state:
-        raise CheckpointError(f"{source} is not a byol checkpoint (no model/format_version)")
-    version = state["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{source} has checkpoint format {version}, newer than this byol supports "
-            f"({FORMAT_VERSION}); upgrade byol to read it"
+        if "weights only load failed" in str(error).lower():
+            raise ValueError(_refused_message(file, str(error))) from error
+        raise ValueError(_not_a_checkpoint(file, _unreadable(error))) from error
+    except Exception as error:
+        # torch.load raises KeyError, EOFError, RuntimeError ... on bytes that are no checkpoint.
+        reason = _unreadable(error)
+        raise ValueError(_not_a_checkpoint(file, reason)) from error
+    if not isinstance(checkpoint, dict):
+        raise ValueError(_not_a_checkpoint(file, f"it holds a {type(checkpoint).__name__}"))
+    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
+    if missing:
+        raise ValueError(_not_a_checkpoint(file, f"no {', '.join(missing)} key"))
+    version = checkpoint["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(_not_a_checkpoint(file, f"format_version={version!r}"))
+    if version > CHECKPOINT_FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint {file} has format_version={version}, newer than the "
+            f"{CHECKPOINT_FORMAT_VERSION} this byol reads; upgrade byol to read it"
         )
-    return state
+    if not isinstance(checkpoint["config"], dict):
+        raise ValueError(_not_a_checkpoint(file, "its config is not a dict"))
+    model = checkpoint["model"]
+    if not isinstance(model, dict) or not all(isinstance(v, Tensor) for v in model.values()):
+        raise ValueError(_not_a_checkpoint(file, "its model entry is not a state dict"))
+    return checkpoint
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint file ``path`` names: itself, or a run folder's ``checkpoints/last.pt``."""
+    file = Path(path)
+    if file.is_dir():
+        if not (file / RUN_CHECKPOINT).is_file():
+            raise ValueError(
+                f"{file} is a folder without {RUN_CHECKPOINT}; "
+                "pass a run folder or a checkpoint file"
+            )
+        file = file / RUN_CHECKPOINT
+    if not file.is_file():
+        raise ValueError(f"checkpoint {file} does not exist; pass the path of a .pt checkpoint")
+    return file
+
+
+def _refused_message(file: Path, torch_message: str) -> str:
+    found = re.search(r"GLOBAL ([\w.]+)", torch_message)
+    opcode = re.search(r"Unsupported operand (\d+)", torch_message)
+    what = ""
+    if found:
+        what = f" (it references {found.group(1)})"
+    elif opcode:
+        what = f" (pickle opcode {opcode.group(1)})"
+    return (
+        f"checkpoint {file} was refused for safety: torch.load(weights_only=True) found objects "
+        f"other than tensors and plain values{what}; re-save it holding only those"
+    )
+
+
+def _unreadable(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    detail = lines[0][:200] if lines else "no detail"
+    return f"torch.load failed with {type(error).__name__}: {detail}"
+
+
+def _not_a_checkpoint(file: Path, reason: str) -> str:
+    return (
+        f"{file} is not a BYOL checkpoint: {reason}; pass a file saved by byol training "
+        f"(a dict with {', '.join(REQUIRED_KEYS)})"
+    )

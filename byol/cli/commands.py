@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from byol.checkpoint import checkpoint_file
 from byol.cli.config_flags import config_from_arguments
 from byol.config import Config
 from byol.config_io import apply_dotted
@@ -67,21 +68,11 @@ def random_encoder_knn(config: Config) -> float:
 def _encoder_and_config(arguments: argparse.Namespace) -> tuple[nn.Module, Config]:
     if not arguments.checkpoint:
         raise ValueError("give --checkpoint FILE (or a run folder)")
-    encoder, config = load_encoder_from_checkpoint(_checkpoint_file(arguments.checkpoint))
+    encoder, config = load_encoder_from_checkpoint(checkpoint_file(arguments.checkpoint))
     if getattr(arguments, "random_init", False):
         torch.manual_seed(config.train.seed)
         encoder = build_model(config.model).online.encoder
     return encoder.to(_device()).eval(), config
-
-
-def _checkpoint_file(path: str) -> Path:
-    candidate = Path(path)
-    if candidate.is_dir():
-        for name in ("final.pt", "last.pt"):
-            if (candidate / "checkpoints" / name).is_file():
-                return candidate / "checkpoints" / name
-        raise ValueError(f"run folder {candidate} holds no checkpoints/final.pt or last.pt")
-    return candidate
 
 
 def _labelled_splits(arguments: argparse.Namespace, config: Config) -> tuple[str, Config]:
@@ -125,7 +116,7 @@ def eval_linear(arguments: argparse.Namespace) -> int:
     result = linear_probe(features["train"].features, features["train"].labels,
                           features["test"].features, features["test"].labels)
     out = Path(arguments.out) if arguments.out else (
-        _checkpoint_file(arguments.checkpoint).parent / "linear_classifier.safetensors")
+        checkpoint_file(arguments.checkpoint).parent / "linear_classifier.safetensors")
     save_linear_classifier(result.classifier, out)
     print(json.dumps({"data": source, "protocol": "fast", "top1": result.top1,
                       "top5": result.top5, "weight_decay": result.weight_decay,
@@ -153,7 +144,7 @@ def embed(arguments: argparse.Namespace) -> int:
 def export(arguments: argparse.Namespace) -> int:
     from byol.export import export_encoder
 
-    result = export_encoder(_checkpoint_file(arguments.checkpoint), arguments.out,
+    result = export_encoder(checkpoint_file(arguments.checkpoint), arguments.out,
                             onnx=not arguments.no_onnx)
     for path in result.files:
         print(path)
