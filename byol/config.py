@@ -118,6 +118,8 @@ class OptimConfig:
     weight_decay: float = 1.5e-6
     momentum: float = 0.9
     lars_eta: float = 1e-3
+    # solo-learn's clip_lr; the official LARS has no cap (utils/optimizers.py:91-103).
+    lars_trust_clip: bool = False
     warmup_epochs: float = 10.0
     batch_size: int = 4096
     gradient_accumulation_steps: int = 1

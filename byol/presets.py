@@ -3,7 +3,7 @@
 ImageNet presets by run length: [official] ``configs/byol.py:21-23`` (base lr, weight decay,
 tau_base per 40/100/300/1000 epochs). ``cifar10``: solo-learn's CIFAR-10 BYOL recipe
 (github.com/vturrisi/solo-learn, ``scripts/pretrain/cifar/byol.yaml`` at 4d64ac0: ResNet-18,
-batch 256, LARS lr 1.0, eta 0.02, weight decay 1e-5, tau 0.99 -> 1, 1000 epochs), which
+batch 256, LARS lr 1.0, eta 0.02 with clip_lr, weight decay 1e-5, tau 0.99 -> 1, 1000 epochs), which
 reaches 92.58% linear top-1 (solo-learn README). ``digits``: the quick-start on the embedded
 scikit-learn digits, sized to train in about two minutes on two CPU cores.
 """
@@ -50,6 +50,7 @@ def cifar10() -> Config:
     config.optim.base_learning_rate = 1.0
     config.optim.weight_decay = 1e-5
     config.optim.lars_eta = 0.02
+    config.optim.lars_trust_clip = True
     config.optim.batch_size = 256
     config.target.tau_base = 0.99
     config.train.epochs = 1000

@@ -10,6 +10,10 @@
 Parameter groups with ``lars_adaptation=False`` (biases and normalisation parameters, see
 :func:`byol.optim.factory.parameter_groups`) skip step 2, and get ``weight_decay=0``. Note the
 trust ratio's denominator is ||g + wd w||, not ||g|| + wd ||w|| as in some variants.
+
+``trust_clip=True`` caps the adapted rate at the global one, r <- min(r / lr, 1), as
+solo-learn's LARS ``clip_lr`` (``solo/utils/lars.py``), whose CIFAR recipe (eta 0.02) needs it:
+without the cap, eta 0.02 moves every weight by 2% of its norm each step.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class LARS(Optimizer):
         momentum: 0.9 ([official] ``configs/byol.py:58``).
         weight_decay: added to the gradient before the trust ratio.
         eta: trust coefficient 1e-3 ([official] ``configs/byol.py:60``).
+        trust_clip: cap the trust ratio at 1 / lr (solo-learn's ``clip_lr``); off in the paper.
     """
 
     def __init__(
@@ -41,6 +46,7 @@ class LARS(Optimizer):
         weight_decay: float = 0.0,
         eta: float = 1e-3,
         lars_adaptation: bool = True,
+        trust_clip: bool = False,
     ) -> None:
         if lr < 0:
             raise ValueError(f"lr={lr} must be >= 0")
@@ -56,6 +62,7 @@ class LARS(Optimizer):
             "weight_decay": weight_decay,
             "eta": eta,
             "lars_adaptation": lars_adaptation,
+            "trust_clip": trust_clip,
         }
         super().__init__(params, defaults)
 
@@ -80,6 +87,8 @@ class LARS(Optimizer):
                     group["eta"] * param_norms / update_norms,
                     torch.ones_like(param_norms),
                 )
+                if group["trust_clip"] and group["lr"] > 0:
+                    trust = (trust / group["lr"]).clamp_(max=1.0)
                 grads = torch._foreach_mul(grads, list(trust.unbind()))
             buffers = []
             for p in params:

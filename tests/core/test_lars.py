@@ -49,3 +49,17 @@ def test_build_optimizer_scales_learning_rate_with_batch() -> None:
     assert opt.param_groups[0]["lr"] == 0.4
     for name in ("sgd", "adamw"):
         assert build_optimizer(model, OptimConfig(optimizer=name)) is not None  # type: ignore[arg-type]
+
+
+def test_trust_clip_caps_adapted_rate_at_global_rate() -> None:
+    # eta * ||w|| / ||g|| = 0.02 * 5 / 0.1 = 1.0 > lr = 0.5: clipped to a plain lr * g step.
+    w = nn.Parameter(torch.tensor([3.0, 4.0]))
+    w.grad = torch.tensor([0.1, 0.0])
+    LARS([w], lr=0.5, momentum=0.0, eta=0.02, trust_clip=True).step()
+    torch.testing.assert_close(w.detach(), torch.tensor([3.0 - 0.05, 4.0]))
+    # Below the cap the update is r * g (solo-learn divides by lr, the step multiplies back).
+    v = nn.Parameter(torch.tensor([3.0, 4.0]))
+    v.grad = torch.tensor([10.0, 0.0])
+    LARS([v], lr=0.5, momentum=0.0, eta=0.02, trust_clip=True).step()
+    # r = 0.02 * 5 / 10 = 0.01 < lr: r / lr = 0.02, step = lr * 0.02 * g = 0.1.
+    torch.testing.assert_close(v.detach(), torch.tensor([3.0 - 0.1, 4.0]))

@@ -1,0 +1,139 @@
+"""Accuracy benchmark: pre-train with a preset, then k-NN and linear probe on CIFAR-10.
+
+    python -m benchmarks.accuracy.run --preset cifar10 --epochs 100 --out results/
+    python -m benchmarks.accuracy.run --preset cifar10 --minutes 30 --out results/  # budget
+
+With ``--minutes`` the number of epochs is chosen from a short timed warm-up so that the whole
+schedule (warm-up, cosine learning rate, tau) completes inside the wall-clock budget; the
+schedule must end on time for the figure to be meaningful. Writes ``result.json`` (figures,
+command, commit, machine) and copies the run's metrics and report into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from byol.config_io import apply_dotted, parse_scalar
+from byol.eval.features import extract_features
+from byol.eval.linear import linear_probe
+from byol.model import build_model
+from byol.presets import preset
+from byol.train.engine import train
+from byol.train.validation import KNNValidator
+from byol.train.views import eval_batches, training_source
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def commit() -> str:
+    if os.environ.get("BYOL_COMMIT"):
+        return os.environ["BYOL_COMMIT"]
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def evaluate(config, encoder: torch.nn.Module, device: torch.device) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    validator = KNNValidator(config, device, source=config.data.val_source or "cifar10")
+    knn = validator.evaluate(encoder)
+    assert knn is not None
+    feats = {}
+    for name, cache in (("train", validator.bank), ("test", validator.queries)):
+        feats[name] = extract_features(encoder, eval_batches(cache.images, cache.labels,
+                                                             config.augment, 512, device), device)
+    probe = linear_probe(feats["train"].features, feats["train"].labels,
+                         feats["test"].features, feats["test"].labels, device=device)
+    return {"knn_top1": knn.top1, "knn_top5": knn.top5, "linear_top1": probe.top1,
+            "linear_top5": probe.top5}
+
+
+def epochs_for_budget(arguments: argparse.Namespace, out: Path) -> int:
+    """Epochs that fit ``--minutes``, from the steady-state images/s of a 60-step probe run."""
+    probe = preset(arguments.preset)
+    apply_dotted(probe, {k: parse_scalar(v) for k, v in (s.split("=", 1) for s in arguments.set)})
+    probe.train.max_steps, probe.train.log_every_steps = 60, 20
+    probe.monitor.knn_every_epochs, probe.data.val_source = 0, None
+    probe.train.output_dir, probe.train.run_name = str(out / "probe-runs"), "probe"
+    result = train(probe, progress=False)
+    with (result.run_dir / "metrics.csv").open() as handle:
+        rate = float(list(csv.DictReader(handle))[-1]["images_per_second"])
+    shutil.rmtree(out / "probe-runs", ignore_errors=True)
+    images_per_epoch = training_source(probe).num_images
+    epochs = max(1, int(arguments.minutes * 60 * rate / images_per_epoch))
+    print(f"{rate:.0f} images/s -> {epochs} epochs in {arguments.minutes} min")
+    return epochs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--preset", default="cifar10")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--minutes", type=float, help="wall-clock training budget")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides key=value")
+    arguments = parser.parse_args()
+    out = Path(arguments.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = preset(arguments.preset)
+    apply_dotted(config, {k: parse_scalar(v) for k, v in (s.split("=", 1) for s in arguments.set)})
+    config.monitor.knn_every_epochs = 0
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    if arguments.minutes is not None:
+        config.train.epochs = epochs_for_budget(arguments, out)
+    elif arguments.epochs is not None:
+        config.train.epochs = arguments.epochs
+
+    torch.manual_seed(config.train.seed)
+    random_encoder = build_model(config.model).online.encoder.to(device)
+    baseline = evaluate(config, random_encoder, device)
+    print("random encoder:", baseline, flush=True)
+
+    started = time.perf_counter()
+    result = train(config, progress=True)
+    train_seconds = time.perf_counter() - started
+    from byol.export.checkpoint import load_encoder_from_checkpoint
+
+    encoder, _ = load_encoder_from_checkpoint(result.checkpoint)
+    figures = evaluate(config, encoder.to(device), device)
+    print("BYOL encoder:", figures, flush=True)
+    record = {
+        "command": "python " + " ".join(sys.argv),
+        "commit": commit(),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "preset": arguments.preset,
+        "overrides": arguments.set,
+        "epochs": config.train.epochs,
+        "steps": result.steps,
+        "train_seconds": round(train_seconds, 1),
+        "byol": figures,
+        "random_init": baseline,
+        "data": "CIFAR-10 JPEG copy (shared/data/cifar10-jpg.tar.gz), 50k train / 10k test",
+    }
+    (out / "result.json").write_text(json.dumps(record, indent=2))
+    for name in ("metrics.csv", "report.html", "config.yaml"):
+        if (result.run_dir / name).exists():
+            shutil.copy(result.run_dir / name, out / name)
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
