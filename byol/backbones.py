@@ -92,13 +92,9 @@ def build_backbone(
         small = SmallResNet(SMALL_RESNETS[name])
         return Backbone(small, small.num_features, name, "byol")
     timm_name = name.removeprefix(TIMM_PREFIX)
-    try:
-        import timm
-    except ImportError:
-        timm = None
-    if timm is None or timm_name not in timm.list_models():
-        candidates = list(TORCHVISION_RESNETS) + list(SMALL_RESNETS)
-        candidates += timm.list_models() if timm else []
+    timm_names = _timm_model_names()
+    if timm_name not in timm_names:
+        candidates = list(TORCHVISION_RESNETS) + list(SMALL_RESNETS) + timm_names
         raise ValueError(_unknown_name_message(name, candidates))
     if cifar_stem:
         raise ValueError(
@@ -107,6 +103,14 @@ def build_backbone(
         )
     module = timm_model(timm_name)
     return Backbone(module, _declared_feature_dim(module, name), timm_name, "timm")
+
+
+def _timm_model_names() -> list[str]:
+    try:
+        import timm
+    except ImportError:
+        return []
+    return list(timm.list_models())
 
 
 def wrap_backbone(module: nn.Module, feature_dim: int | None = None) -> Backbone:

@@ -57,7 +57,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {file} must hold a mapping of sections, not {type(data).__name__}")
+        raise ConfigError(
+            f"config file {file} must hold a mapping of sections, not {type(data).__name__}"
+        )
     return data
 
 
@@ -72,7 +74,9 @@ def apply_mapping(config: T, overrides: Mapping[str, Any], prefix: str = "") -> 
         current = getattr(config, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, Mapping):
-                raise ConfigError(f"{dotted} is a section; give it a mapping of its keys {_keys(current)}")
+                raise ConfigError(
+                    f"{dotted} is a section; give it a mapping of its keys {_keys(current)}"
+                )
             apply_mapping(current, value, f"{dotted}.")
         else:
             setattr(config, key, coerce(value, hints[key], dotted))

@@ -37,5 +37,5 @@ class MLPHead(nn.Sequential):
             nn.Linear(hidden_dim, output_dim),
         )
 
-    def forward(self, features: Tensor) -> Tensor:  # noqa: D102 - shapes in class docstring
+    def forward(self, features: Tensor) -> Tensor:
         return super().forward(features)

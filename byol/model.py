@@ -164,8 +164,14 @@ class BYOL(nn.Module):
 
     def online_target_pairs(self) -> tuple[list[Tensor], list[Tensor]]:
         """Matching (target, online) parameter lists: encoder then projector."""
-        target = list(self.target.encoder.parameters()) + list(self.target.projector.parameters())
-        online = list(self.online.encoder.parameters()) + list(self.online.projector.parameters())
+        target: list[Tensor] = [
+            *self.target.encoder.parameters(),
+            *self.target.projector.parameters(),
+        ]
+        online: list[Tensor] = [
+            *self.online.encoder.parameters(),
+            *self.online.projector.parameters(),
+        ]
         return target, online
 
     def update_target(self, tau: float) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -44,8 +44,9 @@ def commit() -> str:
     if os.environ.get("BYOL_COMMIT"):
         return os.environ["BYOL_COMMIT"]
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -56,12 +57,22 @@ def evaluate(config, encoder: torch.nn.Module, device: torch.device) -> dict[str
     assert knn is not None
     feats = {}
     for name, cache in (("train", validator.bank), ("test", validator.queries)):
-        feats[name] = extract_features(encoder, eval_batches(cache.images, cache.labels,
-                                                             config.augment, 512, device), device)
-    probe = linear_probe(feats["train"].features, feats["train"].labels,
-                         feats["test"].features, feats["test"].labels, device=device)
-    return {"knn_top1": knn.top1, "knn_top5": knn.top5, "linear_top1": probe.top1,
-            "linear_top5": probe.top5}
+        feats[name] = extract_features(
+            encoder, eval_batches(cache.images, cache.labels, config.augment, 512, device), device
+        )
+    probe = linear_probe(
+        feats["train"].features,
+        feats["train"].labels,
+        feats["test"].features,
+        feats["test"].labels,
+        device=device,
+    )
+    return {
+        "knn_top1": knn.top1,
+        "knn_top5": knn.top5,
+        "linear_top1": probe.top1,
+        "linear_top5": probe.top5,
+    }
 
 
 def epochs_for_budget(arguments: argparse.Namespace, out: Path) -> int:

@@ -33,8 +33,7 @@ def _device() -> torch.device:
 def train(arguments: argparse.Namespace) -> int:
     """Pre-train, then print the trained and a random encoder's k-NN accuracy side by side."""
     if arguments.resume:
-        result = run_training(Config(), resume=arguments.resume,
-                              progress=not arguments.no_progress)
+        result = run_training(Config(), resume=arguments.resume, progress=not arguments.no_progress)
         config = load_encoder_from_checkpoint(result.checkpoint)[1]
     else:
         config = config_from_arguments(arguments)
@@ -44,14 +43,18 @@ def train(arguments: argparse.Namespace) -> int:
                 config.data.val_source = arguments.data
         started = time.perf_counter()
         result = run_training(config, progress=not arguments.no_progress)
-        print(f"trained {result.steps} steps in {time.perf_counter() - started:.0f} s; "
-              f"final loss {result.final_loss:.4f}")
+        print(
+            f"trained {result.steps} steps in {time.perf_counter() - started:.0f} s; "
+            f"final loss {result.final_loss:.4f}"
+        )
     print(f"run folder: {result.run_dir}")
     print(f"checkpoint: {result.checkpoint}")
     if result.knn_top1 is not None:
         baseline = random_encoder_knn(config)
-        print(f"k-NN top-1 (k={config.monitor.knn_k}): BYOL encoder {result.knn_top1:.2%} | "
-              f"random encoder {baseline:.2%}")
+        print(
+            f"k-NN top-1 (k={config.monitor.knn_k}): BYOL encoder {result.knn_top1:.2%} | "
+            f"random encoder {baseline:.2%}"
+        )
     print(f"report: {result.run_dir / 'report.html'}")
     return 0
 
@@ -89,8 +92,17 @@ def eval_knn(arguments: argparse.Namespace) -> int:
     result = validator.evaluate(encoder)
     if result is None:  # pragma: no cover - validator is enabled
         return 1
-    print(json.dumps({"data": source, "k": arguments.k, "temperature": arguments.temperature,
-                      "top1": result.top1, "top5": result.top5}))
+    print(
+        json.dumps(
+            {
+                "data": source,
+                "k": arguments.k,
+                "temperature": arguments.temperature,
+                "top1": result.top1,
+                "top5": result.top5,
+            }
+        )
+    )
     return 0
 
 
@@ -105,33 +117,65 @@ def eval_linear(arguments: argparse.Namespace) -> int:
         return 0
     features = {}
     for split in ("train", "test"):
-        cache = load_images(source, split, config.data.cache_dir,  # type: ignore[arg-type]
-                            cache_size=config.data.cache_size, image_size=config.augment.image_size,
-                            max_images=config.data.max_images).cache()
+        cache = load_images(
+            source,
+            split,
+            config.data.cache_dir,  # type: ignore[arg-type]
+            cache_size=config.data.cache_size,
+            image_size=config.augment.image_size,
+            max_images=config.data.max_images,
+        ).cache()
         if not cache.has_labels:
             raise ValueError(f"{source} has no class labels; the linear probe needs them")
         features[split] = extract_features(
-            encoder, eval_batches(cache.images, cache.labels, config.augment, arguments.batch_size,
-                                  _device()), _device())
-    result = linear_probe(features["train"].features, features["train"].labels,
-                          features["test"].features, features["test"].labels)
-    out = Path(arguments.out) if arguments.out else (
-        checkpoint_file(arguments.checkpoint).parent / "linear_classifier.safetensors")
+            encoder,
+            eval_batches(
+                cache.images, cache.labels, config.augment, arguments.batch_size, _device()
+            ),
+            _device(),
+        )
+    result = linear_probe(
+        features["train"].features,
+        features["train"].labels,
+        features["test"].features,
+        features["test"].labels,
+    )
+    out = (
+        Path(arguments.out)
+        if arguments.out
+        else (checkpoint_file(arguments.checkpoint).parent / "linear_classifier.safetensors")
+    )
     save_linear_classifier(result.classifier, out)
-    print(json.dumps({"data": source, "protocol": "fast", "top1": result.top1,
-                      "top5": result.top5, "weight_decay": result.weight_decay,
-                      "classifier": str(out)}))
+    print(
+        json.dumps(
+            {
+                "data": source,
+                "protocol": "fast",
+                "top1": result.top1,
+                "top5": result.top5,
+                "weight_decay": result.weight_decay,
+                "classifier": str(out),
+            }
+        )
+    )
     return 0
 
 
 def embed(arguments: argparse.Namespace) -> int:
     encoder, config = _encoder_and_config(arguments)
-    cache = load_images(arguments.data, arguments.split, config.data.cache_dir,
-                        cache_size=config.data.cache_size,
-                        image_size=config.augment.image_size).cache()
+    cache = load_images(
+        arguments.data,
+        arguments.split,
+        config.data.cache_dir,
+        cache_size=config.data.cache_size,
+        image_size=config.augment.image_size,
+    ).cache()
     features = extract_features(
-        encoder, eval_batches(cache.images, cache.labels, config.augment, arguments.batch_size,
-                              _device()), _device(), progress=True)
+        encoder,
+        eval_batches(cache.images, cache.labels, config.augment, arguments.batch_size, _device()),
+        _device(),
+        progress=True,
+    )
     out = Path(arguments.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, features.features.numpy())
@@ -144,8 +188,9 @@ def embed(arguments: argparse.Namespace) -> int:
 def export(arguments: argparse.Namespace) -> int:
     from byol.export import export_encoder
 
-    result = export_encoder(checkpoint_file(arguments.checkpoint), arguments.out,
-                            onnx=not arguments.no_onnx)
+    result = export_encoder(
+        checkpoint_file(arguments.checkpoint), arguments.out, onnx=not arguments.no_onnx
+    )
     for path in result.files:
         print(path)
     return 0

@@ -17,17 +17,29 @@ from byol.presets import PRESETS, preset
 
 def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | None) -> None:
     """``--preset``, ``--config`` and one flag per field of :class:`Config`."""
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=default_preset,
-                        help="starting configuration (default: %(default)s)")
-    parser.add_argument("--config", metavar="FILE.yaml",
-                        help="YAML file of overrides, applied after the preset")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=default_preset,
+        help="starting configuration (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE.yaml", help="YAML file of overrides, applied after the preset"
+    )
     group = parser.add_argument_group(
-        "configuration", "every field of the run's configuration (defaults: the paper's, "
-        "before the preset is applied)")
+        "configuration",
+        "every field of the run's configuration (defaults: the paper's, "
+        "before the preset is applied)",
+    )
     for dotted, annotation, value in iter_fields(Config()):
         name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-        group.add_argument(f"--{dotted}", dest=f"cfg:{dotted}", metavar=name.upper()[:12],
-                           default=argparse.SUPPRESS, help=f"default: {value!r}")
+        group.add_argument(
+            f"--{dotted}",
+            dest=f"cfg:{dotted}",
+            metavar=name.upper()[:12],
+            default=argparse.SUPPRESS,
+            help=f"default: {value!r}",
+        )
 
 
 def config_from_arguments(arguments: argparse.Namespace) -> Config:

@@ -24,12 +24,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     formatter = argparse.ArgumentDefaultsHelpFormatter
 
-    train = sub.add_parser("train", help="pre-train an encoder", formatter_class=formatter,
-                           description="Pre-train an encoder with BYOL on a folder of images, "
-                           "'cifar10' or 'digits'; then compare its k-NN accuracy with a "
-                           "random encoder when labels exist.")
-    train.add_argument("data", nargs="?", help="image folder, 'cifar10' or 'digits' "
-                       "(default: the preset's data.source)")
+    train = sub.add_parser(
+        "train",
+        help="pre-train an encoder",
+        formatter_class=formatter,
+        description="Pre-train an encoder with BYOL on a folder of images, "
+        "'cifar10' or 'digits'; then compare its k-NN accuracy with a "
+        "random encoder when labels exist.",
+    )
+    train.add_argument(
+        "data",
+        nargs="?",
+        help="image folder, 'cifar10' or 'digits' (default: the preset's data.source)",
+    )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_arguments(train, default_preset="digits")
@@ -37,25 +44,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="evaluate a checkpoint (k-NN or linear probe)")
     protocols = evaluate.add_subparsers(dest="protocol", required=True, parser_class=_Parser)
-    knn = protocols.add_parser("knn", help="weighted k-NN on frozen features",
-                               formatter_class=formatter)
+    knn = protocols.add_parser(
+        "knn", help="weighted k-NN on frozen features", formatter_class=formatter
+    )
     _add_eval_arguments(knn)
     knn.add_argument("--k", type=int, default=200, help="neighbours")
     knn.add_argument("--temperature", type=float, default=0.1, help="softmax temperature")
     knn.set_defaults(handler=commands.eval_knn)
-    linear = protocols.add_parser("linear", help="linear probe on frozen features",
-                                  formatter_class=formatter)
+    linear = protocols.add_parser(
+        "linear", help="linear probe on frozen features", formatter_class=formatter
+    )
     _add_eval_arguments(linear)
-    linear.add_argument("--protocol", choices=("fast", "official"), default="fast",
-                        help="fast: cached features + logistic regression; official: 80 epochs "
-                        "of SGD with augmentation ([official] configs/eval.py)")
+    linear.add_argument(
+        "--protocol",
+        choices=("fast", "official"),
+        default="fast",
+        help="fast: cached features + logistic regression; official: 80 epochs "
+        "of SGD with augmentation ([official] configs/eval.py)",
+    )
     linear.add_argument("--epochs", type=int, default=80, help="epochs of the official protocol")
-    linear.add_argument("--out", help="where to save the classifier (default: next to the "
-                        "checkpoint)")
+    linear.add_argument(
+        "--out", help="where to save the classifier (default: next to the checkpoint)"
+    )
     linear.set_defaults(handler=commands.eval_linear)
 
-    embed = sub.add_parser("embed", help="encode a dataset into features (.npy + paths)",
-                           formatter_class=formatter)
+    embed = sub.add_parser(
+        "embed", help="encode a dataset into features (.npy + paths)", formatter_class=formatter
+    )
     embed.add_argument("data", help="image folder, 'cifar10' or 'digits'")
     embed.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
     embed.add_argument("--out", required=True, help="output .npy file (paths go beside it)")
@@ -63,15 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--batch-size", type=int, default=256)
     embed.set_defaults(handler=commands.embed)
 
-    export = sub.add_parser("export", help="export the encoder (safetensors, torchvision/timm "
-                            "state dict, ONNX)", formatter_class=formatter)
+    export = sub.add_parser(
+        "export",
+        help="export the encoder (safetensors, torchvision/timm state dict, ONNX)",
+        formatter_class=formatter,
+    )
     export.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--no-onnx", action="store_true", help="skip the ONNX file")
     export.set_defaults(handler=commands.export)
 
-    report = sub.add_parser("report", help="write the HTML report of a run",
-                            formatter_class=formatter)
+    report = sub.add_parser(
+        "report", help="write the HTML report of a run", formatter_class=formatter
+    )
     report.add_argument("run_dir", help="run folder")
     report.set_defaults(handler=commands.report)
     return parser
@@ -79,11 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="checkpoint file or run folder")
-    parser.add_argument("--random-init", action="store_true",
-                        help="evaluate a randomly initialised encoder of the checkpoint's "
-                        "architecture instead (the baseline)")
-    parser.add_argument("--data", help="labelled data with train/test splits (default: the "
-                        "run's data.val_source or data.source)")
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="evaluate a randomly initialised encoder of the checkpoint's "
+        "architecture instead (the baseline)",
+    )
+    parser.add_argument(
+        "--data",
+        help="labelled data with train/test splits (default: the "
+        "run's data.val_source or data.source)",
+    )
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--max-images", type=int, help="class-balanced subset of each split")
 

@@ -21,13 +21,19 @@ from byol.eval.linear import linear_eval_official
 from byol.train.views import eval_batches
 
 
-def run_official_linear(encoder: nn.Module, config: Config, source: str,
-                        arguments: argparse.Namespace) -> tuple[float, float]:
+def run_official_linear(
+    encoder: nn.Module, config: Config, source: str, arguments: argparse.Namespace
+) -> tuple[float, float]:
     device = next(encoder.parameters()).device
     caches = {
-        split: load_images(source, split, config.data.cache_dir,  # type: ignore[arg-type]
-                           cache_size=config.data.cache_size, image_size=config.augment.image_size,
-                           max_images=config.data.max_images).cache()
+        split: load_images(
+            source,
+            split,
+            config.data.cache_dir,  # type: ignore[arg-type]
+            cache_size=config.data.cache_size,
+            image_size=config.augment.image_size,
+            max_images=config.data.max_images,
+        ).cache()
         for split in ("train", "test")
     }
     train, test = caches["train"], caches["test"]
@@ -37,7 +43,9 @@ def run_official_linear(encoder: nn.Module, config: Config, source: str,
     sampler = EpochSampler(len(train), batch_size, seed=config.train.seed)
     crop_and_flip = BatchedView(
         ViewConfig(color_jitter_prob=0.0, grayscale_prob=0.0, blur_prob=0.0, solarize_prob=0.0),
-        config.augment.image_size, config.augment.mean, config.augment.std,
+        config.augment.image_size,
+        config.augment.mean,
+        config.augment.std,
     ).to(device)
     images = train.images.to(device) if device.type == "cuda" else train.images
     generator = torch.Generator(device=device).manual_seed(config.train.seed)
@@ -52,10 +60,15 @@ def run_official_linear(encoder: nn.Module, config: Config, source: str,
             next(eval_batches(test.images[:2], test.labels[:2], config.augment, 2, device))[0]
         ).shape[1]
     result = linear_eval_official(
-        encoder, train_batches,
+        encoder,
+        train_batches,
         eval_batches(test.images, test.labels, config.augment, arguments.batch_size, device),
-        feature_dim=feature_dim, num_classes=len(train.classes), batch_size=batch_size,
-        steps_per_epoch=sampler.batches_per_epoch, epochs=arguments.epochs, device=device,
+        feature_dim=feature_dim,
+        num_classes=len(train.classes),
+        batch_size=batch_size,
+        steps_per_epoch=sampler.batches_per_epoch,
+        epochs=arguments.epochs,
+        device=device,
         progress=True,
     )
     return result.top1, result.top5

@@ -47,8 +47,13 @@ def build_optimizer(module: nn.Module, config: OptimConfig) -> Optimizer:
     peak = config.base_learning_rate * config.batch_size / 256.0
     groups = parameter_groups(module, config.weight_decay)
     if config.optimizer == "lars":
-        return LARS(groups, lr=peak, momentum=config.momentum, eta=config.lars_eta,
-                    trust_clip=config.lars_trust_clip)
+        return LARS(
+            groups,
+            lr=peak,
+            momentum=config.momentum,
+            eta=config.lars_eta,
+            trust_clip=config.lars_trust_clip,
+        )
     for group in groups:
         group.pop("lars_adaptation")
     if config.optimizer == "sgd":

@@ -76,9 +76,9 @@ class LARS(Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads = [p.grad for p in params]
+            grads: list[Tensor] = [p.grad for p in params if p.grad is not None]
             if group["weight_decay"] != 0:
-                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+                grads = list(torch._foreach_add(grads, params, alpha=group["weight_decay"]))
             if group["lars_adaptation"]:
                 param_norms = torch.stack(torch._foreach_norm(params))
                 update_norms = torch.stack(torch._foreach_norm(grads))
@@ -89,7 +89,7 @@ class LARS(Optimizer):
                 )
                 if group["trust_clip"] and group["lr"] > 0:
                     trust = (trust / group["lr"]).clamp_(max=1.0)
-                grads = torch._foreach_mul(grads, list(trust.unbind()))
+                grads = list(torch._foreach_mul(grads, list(trust.unbind())))
             buffers = []
             for p in params:
                 state = self.state[p]

@@ -13,7 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from lightning.fabric import Fabric
@@ -23,12 +23,12 @@ from tqdm.auto import tqdm
 from byol.checkpoint import read_checkpoint, save_checkpoint
 from byol.config import Config
 from byol.config_io import apply_mapping, save_config, to_dict
-from byol.eval.report import write_report
 from byol.eval.monitors import CollapseDetector, effective_rank, projection_std
+from byol.eval.report import write_report
 from byol.model import BYOL, build_model
 from byol.optim import build_optimizer
 from byol.schedules import learning_rate, target_tau
-from byol.train.run_dir import RunFolder, prepare_run_folder
+from byol.train.run_dir import prepare_run_folder
 from byol.train.run_log import RunLog
 from byol.train.step import training_step
 from byol.train.validation import KNNValidator
@@ -124,9 +124,10 @@ def train(config: Config, resume: str | Path | None = None, progress: bool = Tru
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model.online, config.optim)
-    wrapped, optimizer = fabric.setup(model, optimizer)
-    byol: BYOL = wrapped.module if hasattr(wrapped, "module") else model
-    forward = torch.compile(wrapped) if config.train.compile else wrapped
+    # Compile before Fabric wraps it (Lightning's documented order); state dicts come from `model`.
+    compiled = cast(nn.Module, torch.compile(model)) if config.train.compile else model
+    forward, optimizer = fabric.setup(compiled, optimizer)
+    byol: BYOL = model  # Fabric moved it in place; updates go to the unwrapped module
 
     step, epoch, batch_in_epoch = 0, 0, 0
     if state is not None:
@@ -155,39 +156,72 @@ def train(config: Config, resume: str | Path | None = None, progress: bool = Tru
 
     # ---- loop ----
     log = RunLog(folder.path) if fabric.is_global_zero else None
-    validator = KNNValidator(config, fabric.device, fabric.is_global_zero) if config.monitor.knn_every_epochs > 0 else None
+    validator = (
+        KNNValidator(config, fabric.device, fabric.is_global_zero)
+        if config.monitor.knn_every_epochs > 0
+        else None
+    )
     detector = CollapseDetector(config.model.projection_dim, config.monitor.collapse_std_threshold)
     global_batch = views.batch_size * fabric.world_size
-    bar = tqdm(total=total_steps, initial=step, disable=not (progress and fabric.is_global_zero),
-               desc="BYOL", unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        disable=not (progress and fabric.is_global_zero),
+        desc="BYOL",
+        unit="step",
+        dynamic_ncols=True,
+    )
     loss_sum = torch.zeros((), device=fabric.device)
     steps_in_window, window_start = 0, time.perf_counter()
     last_loss, knn_top1, collapsed = math.nan, None, False
-    autocast_dtype = None  # Fabric's precision plugin autocasts inside the wrapped forward.
+
     while step < total_steps:
         for view_1, view_2 in views.epoch_batches(epoch, batch_in_epoch):
             tau = target_tau(step, total_steps, config.target.tau_base)
-            lr = learning_rate(step, total_steps, warmup_steps, config.optim.base_learning_rate,
-                               global_batch)
-            output = training_step(forward, byol, optimizer, view_1, view_2, lr, tau,
-                                   backward=fabric.backward, autocast_dtype=autocast_dtype)
+            lr = learning_rate(
+                step, total_steps, warmup_steps, config.optim.base_learning_rate, global_batch
+            )
+            output = training_step(
+                forward,
+                byol,
+                optimizer,
+                view_1,
+                view_2,
+                lr,
+                tau,
+                backward=fabric.backward,
+            )
             loss_sum += output.loss.detach()
             step += 1
             batch_in_epoch += 1
             steps_in_window += 1
             if step % config.train.log_every_steps == 0 or step == total_steps:
                 # The one host synchronisation of a logging window.
-                loss_mean = float(fabric.all_reduce(loss_sum, reduce_op="mean")) / steps_in_window
+                reduced = fabric.all_reduce(loss_sum, reduce_op="mean")
+                loss_mean = float(cast(torch.Tensor, reduced)) / steps_in_window
                 z = output.online_projection_1.detach()
                 std, rank = float(projection_std(z)), float(effective_rank(z))
                 elapsed = time.perf_counter() - window_start
                 rate = steps_in_window * global_batch / max(elapsed, 1e-9)
-                row = {"step": step, "epoch": epoch, "loss": loss_mean, "lr": lr, "tau": tau,
-                       "projection_std": std, "effective_rank": rank, "images_per_second": rate}
+                row = {
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": loss_mean,
+                    "lr": lr,
+                    "tau": tau,
+                    "projection_std": std,
+                    "effective_rank": rank,
+                    "images_per_second": rate,
+                }
                 if log is not None:
                     log.write(row)
-                bar.set_postfix(loss=f"{loss_mean:.4f}", lr=f"{lr:.3g}", tau=f"{tau:.4f}",
-                                img_s=f"{rate:.0f}", std=f"{std:.3f}")
+                bar.set_postfix(
+                    loss=f"{loss_mean:.4f}",
+                    lr=f"{lr:.3g}",
+                    tau=f"{tau:.4f}",
+                    img_s=f"{rate:.0f}",
+                    std=f"{std:.3f}",
+                )
                 bar.update(steps_in_window)
                 last_loss = loss_mean
                 if not math.isfinite(loss_mean):
@@ -214,9 +248,17 @@ def train(config: Config, resume: str | Path | None = None, progress: bool = Tru
                 result = validator.evaluate(byol.online.encoder)
                 knn_top1 = result.top1 if result is not None else None
                 if log is not None and result is not None:
-                    log.write({"step": step, "epoch": epoch, "knn_top1": result.top1,
-                               "knn_top5": result.top5})
-                    bar.write(f"epoch {epoch}: k-NN top-1 {result.top1:.2%}, top-5 {result.top5:.2%}")
+                    log.write(
+                        {
+                            "step": step,
+                            "epoch": epoch,
+                            "knn_top1": result.top1,
+                            "knn_top5": result.top5,
+                        }
+                    )
+                    bar.write(
+                        f"epoch {epoch}: k-NN top-1 {result.top1:.2%}, top-5 {result.top5:.2%}"
+                    )
             if epoch % config.train.checkpoint_every_epochs == 0:
                 save(f"epoch-{epoch:04d}.pt")
             continue
@@ -228,7 +270,9 @@ def train(config: Config, resume: str | Path | None = None, progress: bool = Tru
         if result is not None:
             knn_top1 = result.top1
             if log is not None:
-                log.write({"step": step, "epoch": epoch, "knn_top1": result.top1, "knn_top5": result.top5})
+                log.write(
+                    {"step": step, "epoch": epoch, "knn_top1": result.top1, "knn_top5": result.top5}
+                )
     if log is not None:
         log.close()
         if validator is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -15,6 +16,8 @@ from byol.eval.features import Features, extract_features
 from byol.eval.knn import KNNResult, knn_classify
 from byol.train.views import eval_batches
 
+SPLITS: tuple[Literal["train"], Literal["test"]] = ("train", "test")
+
 
 class KNNValidator:
     """Weighted k-NN (k, T from ``config.monitor``): train split as bank, test split as queries.
@@ -23,19 +26,34 @@ class KNNValidator:
     at construction. ``source`` defaults to ``config.data.val_source``.
     """
 
-    def __init__(self, config: Config, device: torch.device, enabled: bool = True,
-                 source: str | None = None, batch_size: int = 512) -> None:
+    def __init__(
+        self,
+        config: Config,
+        device: torch.device,
+        enabled: bool = True,
+        source: str | None = None,
+        batch_size: int = 512,
+    ) -> None:
         self.config, self.device, self.batch_size = config, device, batch_size
         source = source or config.data.val_source
         self.enabled = enabled and source is not None
         self._last: tuple[Features, Features] | None = None
         if source is None or not self.enabled:
             return
-        kwargs = {"cache_size": config.data.cache_size, "image_size": config.augment.image_size,
-                  "num_workers": config.data.num_workers, "progress": False}
-        bank = load_images(source, "train", config.data.cache_dir,
-                           max_images=config.data.max_images, **kwargs).cache()
-        queries = load_images(source, "test", config.data.cache_dir, **kwargs).cache()
+        bank, queries = (
+            load_images(
+                source,
+                split,
+                config.data.cache_dir,
+                cache_size=config.data.cache_size,
+                image_size=config.augment.image_size,
+                # The bank follows the training subset; the queries are the whole test split.
+                max_images=config.data.max_images if split == "train" else None,
+                num_workers=config.data.num_workers,
+                progress=False,
+            ).cache()
+            for split in SPLITS
+        )
         if not (bank.has_labels and queries.has_labels):
             raise ValueError(
                 f"data.val_source={source!r} has no class labels; k-NN monitoring needs class "
@@ -54,9 +72,15 @@ class KNNValidator:
         bank = self._features(encoder, self.bank.images, self.bank.labels)
         queries = self._features(encoder, self.queries.images, self.queries.labels)
         self._last = (bank, queries)
-        return knn_classify(bank.features, bank.labels, queries.features, queries.labels,
-                            k=self.config.monitor.knn_k,
-                            temperature=self.config.monitor.knn_temperature, device=self.device)
+        return knn_classify(
+            bank.features,
+            bank.labels,
+            queries.features,
+            queries.labels,
+            k=self.config.monitor.knn_k,
+            temperature=self.config.monitor.knn_temperature,
+            device=self.device,
+        )
 
     def save_retrieval(self, path: Path, queries: int = 8, neighbours: int = 8) -> bool:
         """Nearest training images of the first test image of each class, from the last
@@ -67,8 +91,10 @@ class KNNValidator:
         labels = query.labels.cpu()
         firsts = [int(torch.nonzero(labels == c)[0]) for c in labels.unique()[:queries].tolist()]
         chosen = torch.tensor(firsts, dtype=torch.long)
-        similarity = (F.normalize(query.features[chosen.to(query.features.device)], dim=1)
-                      @ F.normalize(bank.features, dim=1).T)
+        similarity = (
+            F.normalize(query.features[chosen.to(query.features.device)], dim=1)
+            @ F.normalize(bank.features, dim=1).T
+        )
         nearest = similarity.topk(min(neighbours, bank.features.shape[0]), dim=1).indices.cpu()
         np.savez_compressed(
             path,

@@ -36,9 +36,16 @@ AUTO_CACHE_LIMIT_BYTES = 8 * 1024**3
 class ViewSource(Protocol):
     """What the engine needs from its data."""
 
-    num_images: int
-    batch_size: int  # per process
-    steps_per_epoch: int
+    @property
+    def num_images(self) -> int: ...
+
+    @property
+    def batch_size(self) -> int:
+        """Images per step on this process."""
+        ...
+
+    @property
+    def steps_per_epoch(self) -> int: ...
 
     def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         """Views (B, 3, S, S) x2 for this process, from batch ``start_batch`` of ``epoch``."""
@@ -78,16 +85,21 @@ class CachedViewSource:
         for offset, indices in enumerate(self.sampler.batches(epoch, start_batch)):
             batch = self.images[indices.to(self.images.device)]
             batch = batch.to(self.device, non_blocking=True)
-            generator.manual_seed(batch_seed(self.seed, epoch, start_batch + offset,
-                                             self.sampler.rank))
+            generator.manual_seed(
+                batch_seed(self.seed, epoch, start_batch + offset, self.sampler.rank)
+            )
             yield self.augment(batch, generator)
 
 
 class _SeededTwoViews(torch.utils.data.Dataset[tuple[Tensor, Tensor]]):
     """Per-image views whose randomness is a function of (seed, epoch, index)."""
 
-    def __init__(self, dataset: torch.utils.data.Dataset[tuple[Any, int]],
-                 transform: ReferenceTwoViews, seed: int) -> None:
+    def __init__(
+        self,
+        dataset: torch.utils.data.Dataset[tuple[Any, int]],
+        transform: ReferenceTwoViews,
+        seed: int,
+    ) -> None:
         self.dataset, self.transform, self.seed, self.epoch = dataset, transform, seed, 0
 
     def __len__(self) -> int:
@@ -125,21 +137,32 @@ class LoaderViewSource:
         self.sampler.set_epoch(epoch, start_batch)
         self.dataset.epoch = epoch
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=self.batch_size, sampler=self.sampler,
-            num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
-            persistent_workers=False, drop_last=True,
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=self.sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            drop_last=True,
         )
         for view_1, view_2 in loader:
-            yield (view_1.to(self.device, non_blocking=True),
-                   view_2.to(self.device, non_blocking=True))
+            yield (
+                view_1.to(self.device, non_blocking=True),
+                view_2.to(self.device, non_blocking=True),
+            )
 
 
 def training_source(config: Config, progress: bool = True) -> ImageSource:
     """The training split named by ``config.data``."""
     return load_images(
-        config.data.source, "train", config.data.cache_dir, cache_size=config.data.cache_size,
-        image_size=config.augment.image_size, max_images=config.data.max_images,
-        num_workers=config.data.num_workers, progress=progress,
+        config.data.source,
+        "train",
+        config.data.cache_dir,
+        cache_size=config.data.cache_size,
+        image_size=config.augment.image_size,
+        max_images=config.data.max_images,
+        num_workers=config.data.num_workers,
+        progress=progress,
     )
 
 
@@ -151,22 +174,34 @@ def build_view_source(config: Config, fabric: Fabric, source: ImageSource) -> Vi
     global_batch = config.optim.batch_size
     if backend == "batched":
         cache = source.cache()
-        sampler = EpochSampler(len(cache), global_batch, seed=config.train.seed,
-                               rank=fabric.global_rank, world_size=fabric.world_size)
+        sampler = EpochSampler(
+            len(cache),
+            global_batch,
+            seed=config.train.seed,
+            rank=fabric.global_rank,
+            world_size=fabric.world_size,
+        )
         images = cache.images
         if fabric.device.type == "cuda":
             images = images.to(fabric.device)  # a CIFAR-sized cache is 150 MB of GPU memory
         augment = BatchedTwoViews(config.augment).to(fabric.device)
         return CachedViewSource(images, sampler, augment, fabric.device, config.train.seed)
-    dataset = _SeededTwoViews(source.dataset(), ReferenceTwoViews(config.augment),
-                              config.train.seed)
-    sampler = EpochSampler(len(dataset), global_batch, seed=config.train.seed,
-                           rank=fabric.global_rank, world_size=fabric.world_size)
+    dataset = _SeededTwoViews(
+        source.dataset(), ReferenceTwoViews(config.augment), config.train.seed
+    )
+    sampler = EpochSampler(
+        len(dataset),
+        global_batch,
+        seed=config.train.seed,
+        rank=fabric.global_rank,
+        world_size=fabric.world_size,
+    )
     return LoaderViewSource(dataset, sampler, fabric.device, config.data.num_workers)
 
 
-def eval_batches(images: Tensor, labels: Tensor, augment: AugmentConfig, batch_size: int,
-                 device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+def eval_batches(
+    images: Tensor, labels: Tensor, augment: AugmentConfig, batch_size: int, device: torch.device
+) -> Iterator[tuple[Tensor, Tensor]]:
     """Unaugmented, normalised batches of a uint8 cache, resized to ``augment.image_size``.
 
     (N, 3, S, S) uint8 -> batches of ((B, 3, image_size, image_size) float32, (B,) int64).
@@ -174,9 +209,14 @@ def eval_batches(images: Tensor, labels: Tensor, augment: AugmentConfig, batch_s
     mean = torch.tensor(augment.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(augment.std, device=device).view(1, 3, 1, 1)
     for start in range(0, images.shape[0], batch_size):
-        batch = images[start:start + batch_size].to(device, non_blocking=True).float() / 255.0
+        batch = images[start : start + batch_size].to(device, non_blocking=True).float() / 255.0
         if batch.shape[-1] != augment.image_size:
-            batch = F.interpolate(batch, size=(augment.image_size, augment.image_size),
-                                  mode="bicubic", antialias=True, align_corners=False)
+            batch = F.interpolate(
+                batch,
+                size=(augment.image_size, augment.image_size),
+                mode="bicubic",
+                antialias=True,
+                align_corners=False,
+            )
             batch = batch.clamp_(0.0, 1.0)
-        yield (batch - mean) / std, labels[start:start + batch_size]
+        yield (batch - mean) / std, labels[start : start + batch_size]

@@ -8,8 +8,9 @@ from byol.cli.main import main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "byol.cli.main", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "byol.cli.main", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize(
@@ -47,6 +48,10 @@ def test_bad_config_key_in_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_help_lists_every_option_with_default() -> None:
     result = run_cli("train", "--help")
     assert result.returncode == 0
-    for flag in ("--optim.base_learning_rate", "--target.tau_base", "--augment.view2.solarize_prob"):
+    for flag in (
+        "--optim.base_learning_rate",
+        "--target.tau_base",
+        "--augment.view2.solarize_prob",
+    ):
         assert flag in result.stdout
     assert "default: 0.996" in result.stdout

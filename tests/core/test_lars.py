@@ -28,7 +28,9 @@ def test_one_lars_step_matches_hand_computation() -> None:
 def test_excluded_group_is_neither_decayed_nor_adapted() -> None:
     b = nn.Parameter(torch.tensor([3.0, 4.0]))
     b.grad = torch.tensor([1.0, 2.0])
-    opt = LARS([{"params": [b], "weight_decay": 0.0, "lars_adaptation": False}], lr=0.1, weight_decay=0.5)
+    opt = LARS(
+        [{"params": [b], "weight_decay": 0.0, "lars_adaptation": False}], lr=0.1, weight_decay=0.5
+    )
     opt.step()
     torch.testing.assert_close(b.detach(), torch.tensor([3.0 - 0.1, 4.0 - 0.2]))
 

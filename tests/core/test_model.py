@@ -8,8 +8,12 @@ from byol.heads import MLPHead
 
 def tiny_byol() -> BYOL:
     torch.manual_seed(0)
-    return BYOL(build_backbone("small_resnet18_w8"), projector_hidden_dim=32, projection_dim=16,
-                predictor_hidden_dim=32)
+    return BYOL(
+        build_backbone("small_resnet18_w8"),
+        projector_hidden_dim=32,
+        projection_dim=16,
+        predictor_hidden_dim=32,
+    )
 
 
 def test_structure_and_heads() -> None:
@@ -39,7 +43,9 @@ def test_update_target_is_exact_ema() -> None:
     tau = 0.99
     model.update_target(tau)
     for new, before, theta in zip(target, old, online, strict=True):
-        torch.testing.assert_close(new, tau * before + (1 - tau) * theta, rtol=1e-6, atol=1e-7)  # 1 ulp: fused multiply-add
+        torch.testing.assert_close(
+            new, tau * before + (1 - tau) * theta, rtol=1e-6, atol=1e-7
+        )  # 1 ulp: fused multiply-add
 
 
 def test_each_view_gets_its_own_batchnorm_statistics() -> None:
@@ -63,7 +69,9 @@ def test_custom_module_needs_declared_or_given_feature_dim() -> None:
     net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     with pytest.raises(ValueError, match="feature_dim"):
         BYOL(net)
-    model = BYOL(net, feature_dim=8, projector_hidden_dim=16, projection_dim=4, predictor_hidden_dim=16)
+    model = BYOL(
+        net, feature_dim=8, projector_hidden_dim=16, projection_dim=4, predictor_hidden_dim=16
+    )
     assert model.feature_dim == 8
 
 

@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -10,7 +11,7 @@ def test_tau_endpoints_and_monotone() -> None:
     taus = [target_tau(k, total, 0.996) for k in range(total + 1)]
     assert taus[0] == pytest.approx(0.996)
     assert taus[-1] == pytest.approx(1.0)
-    assert all(b >= a for a, b in zip(taus, taus[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(taus))
     # Midpoint of the cosine: 1 - (1 - tau_base) / 2.
     assert taus[500] == pytest.approx(1 - 0.004 / 2)
 

@@ -25,7 +25,10 @@ def test_run_folder_holds_config_logs_checkpoints_and_report(tmp_path: Path) -> 
     assert {"epoch-0001.pt", "final.pt", "last.pt"} <= names
     assert result.steps == 2 * (256 // 64)
     state = read_checkpoint(result.checkpoint)
-    assert state["step"] == result.steps and state["config"]["model"]["backbone"] == "small_resnet18_w8"
+    assert (
+        state["step"] == result.steps
+        and state["config"]["model"]["backbone"] == "small_resnet18_w8"
+    )
 
 
 def test_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> None:
@@ -34,8 +37,9 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> None:
     # A second run folder holding only the checkpoint after epoch 1, as if killed there.
     resumed_dir = tmp_path / "runs" / "resumed"
     (resumed_dir / "checkpoints").mkdir(parents=True)
-    shutil.copy(full.run_dir / "checkpoints" / "epoch-0001.pt",
-                resumed_dir / "checkpoints" / "last.pt")
+    shutil.copy(
+        full.run_dir / "checkpoints" / "epoch-0001.pt", resumed_dir / "checkpoints" / "last.pt"
+    )
     resumed = train(config, resume=resumed_dir, progress=False)
     assert resumed.steps == full.steps
     expected = read_checkpoint(full.checkpoint)["model"]
