@@ -22,7 +22,7 @@ from byol.eval.report import write_report
 from byol.export.checkpoint import load_encoder_from_checkpoint
 from byol.model import build_model
 from byol.train.engine import train as run_training
-from byol.train.validation import KNNValidator
+from byol.train.validation import KNNValidator, load_labelled_splits
 from byol.train.views import eval_batches
 
 
@@ -32,8 +32,16 @@ def _device() -> torch.device:
 
 def train(arguments: argparse.Namespace) -> int:
     """Pre-train, then print the trained and a random encoder's k-NN accuracy side by side."""
+    started = time.perf_counter()
     if arguments.resume:
+        _refuse_config_with_resume(arguments)
         result = run_training(Config(), resume=arguments.resume, progress=not arguments.no_progress)
+        if result.already_finished:
+            print(
+                f"run {result.run_dir} already finished ({result.steps} steps); nothing to do. "
+                f"Checkpoint: {result.checkpoint}"
+            )
+            return 0
         config = load_encoder_from_checkpoint(result.checkpoint)[1]
     else:
         config = config_from_arguments(arguments)
@@ -41,12 +49,11 @@ def train(arguments: argparse.Namespace) -> int:
             apply_dotted(config, {"data.source": arguments.data})
             if config.data.val_source is not None:
                 config.data.val_source = arguments.data
-        started = time.perf_counter()
         result = run_training(config, progress=not arguments.no_progress)
-        print(
-            f"trained {result.steps} steps in {time.perf_counter() - started:.0f} s; "
-            f"final loss {result.final_loss:.4f}"
-        )
+    print(
+        f"trained to step {result.steps} on {result.num_images} images in "
+        f"{time.perf_counter() - started:.0f} s; final loss {result.final_loss:.4f}"
+    )
     print(f"run folder: {result.run_dir}")
     print(f"checkpoint: {result.checkpoint}")
     if result.knn_top1 is not None:
@@ -56,7 +63,29 @@ def train(arguments: argparse.Namespace) -> int:
             f"random encoder {baseline:.2%}"
         )
     print(f"report: {result.run_dir / 'report.html'}")
+    if result.skipped_steps:
+        print(
+            f"skipped {result.skipped_steps} steps with a non-finite loss or gradient "
+            "(train.nonfinite=skip)"
+        )
+    if result.skipped_images is not None:
+        count = len(result.skipped_images.read_text().splitlines())
+        print(f"skipped {count} unreadable images (list in {result.skipped_images})")
     return 0
+
+
+def _refuse_config_with_resume(arguments: argparse.Namespace) -> None:
+    """A resumed run keeps its saved configuration; say so instead of ignoring new settings."""
+    given = [f"--{key.removeprefix('cfg:')}" for key in vars(arguments) if key.startswith("cfg:")]
+    if arguments.config:
+        given.append("--config")
+    if arguments.data:
+        given.append(f"the data argument {arguments.data!r}")
+    if given:
+        raise ValueError(
+            f"--resume continues a run with its saved configuration, so {', '.join(given)} "
+            "cannot change it; drop them, or start a new run"
+        )
 
 
 def random_encoder_knn(config: Config) -> float:
@@ -115,25 +144,18 @@ def eval_linear(arguments: argparse.Namespace) -> int:
         top1, top5 = run_official_linear(encoder, config, source, arguments)
         print(json.dumps({"data": source, "protocol": "official", "top1": top1, "top5": top5}))
         return 0
-    features = {}
-    for split in ("train", "test"):
-        cache = load_images(
-            source,
-            split,
-            config.data.cache_dir,  # type: ignore[arg-type]
-            cache_size=config.data.cache_size,
-            image_size=config.augment.image_size,
-            max_images=config.data.max_images,
-        ).cache()
-        if not cache.has_labels:
-            raise ValueError(f"{source} has no class labels; the linear probe needs them")
-        features[split] = extract_features(
+    features = {
+        split: extract_features(
             encoder,
             eval_batches(
                 cache.images, cache.labels, config.augment, arguments.batch_size, _device()
             ),
             _device(),
         )
+        for split, cache in zip(
+            ("train", "test"), load_labelled_splits(config, source), strict=True
+        )
+    }
     result = linear_probe(
         features["train"].features,
         features["train"].labels,

@@ -1,17 +1,20 @@
 """Entry point of the ``byol`` command.
 
 Errors a user can fix (a missing folder, a bad config key, a refused checkpoint) end with one
-line on stderr and exit status 2, never a traceback.
+line on stderr and exit status 2, never a traceback; a run that stops itself (a non-finite
+loss, a checkpoint that cannot be written) or a failing machine (a full disk) exits with 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from byol.cli import commands
 from byol.cli.config_flags import add_config_arguments
+from byol.train.engine import TrainingStopped
 
 
 class _Parser(argparse.ArgumentParser):
@@ -110,21 +113,44 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "run's data.val_source or data.source)",
     )
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--max-images", type=int, help="class-balanced subset of each split")
+    parser.add_argument("--max-images", type=int, help="class-balanced subset of the train split (the bank)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     try:
         return int(arguments.handler(arguments) or 0)
     except KeyboardInterrupt:
         print("byol: interrupted", file=sys.stderr)
         return 130
+    except TrainingStopped as error:
+        print(f"byol: stopped: {_first_line(error)}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError, PermissionError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"byol: error: {message}", file=sys.stderr)
+        print(f"byol: error: {_first_line(error)}", file=sys.stderr)
         return 2
+    except OSError as error:  # the machine, not the input: a full disk, a lost mount
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"byol: error: {error.strerror or _first_line(error)}{where}", file=sys.stderr)
+        return 1
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    # Warnings are for the user here; the source line that raised them is noise.
+    return f"byol: warning: {str(message).strip().splitlines()[0]}\n"
 
 
 if __name__ == "__main__":

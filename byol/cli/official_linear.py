@@ -15,9 +15,9 @@ from torch import Tensor, nn
 
 from byol.augment import BatchedView
 from byol.config import Config, ViewConfig
-from byol.data.registry import load_images
 from byol.data.sampler import EpochSampler
 from byol.eval.linear import linear_eval_official
+from byol.train.validation import load_labelled_splits
 from byol.train.views import eval_batches
 
 
@@ -25,20 +25,7 @@ def run_official_linear(
     encoder: nn.Module, config: Config, source: str, arguments: argparse.Namespace
 ) -> tuple[float, float]:
     device = next(encoder.parameters()).device
-    caches = {
-        split: load_images(
-            source,
-            split,
-            config.data.cache_dir,  # type: ignore[arg-type]
-            cache_size=config.data.cache_size,
-            image_size=config.augment.image_size,
-            max_images=config.data.max_images,
-        ).cache()
-        for split in ("train", "test")
-    }
-    train, test = caches["train"], caches["test"]
-    if not (train.has_labels and test.has_labels):
-        raise ValueError(f"{source} has no class labels; the linear probe needs them")
+    train, test = load_labelled_splits(config, source)
     batch_size = min(arguments.batch_size, len(train))
     sampler = EpochSampler(len(train), batch_size, seed=config.train.seed)
     crop_and_flip = BatchedView(

@@ -11,12 +11,39 @@ import torch.nn.functional as F
 from torch import nn
 
 from byol.config import Config
+from byol.data.cache import ImageCache
 from byol.data.registry import load_images
 from byol.eval.features import Features, extract_features
 from byol.eval.knn import KNNResult, knn_classify
 from byol.train.views import eval_batches
 
 SPLITS: tuple[Literal["train"], Literal["test"]] = ("train", "test")
+
+
+def load_labelled_splits(config: Config, source: str) -> tuple[ImageCache, ImageCache]:
+    """The train and test splits of a labelled ``source`` as uint8 caches.
+
+    The train split follows ``config.data.max_images``; the test split is always whole.
+    """
+    train, test = (
+        load_images(
+            source,
+            split,
+            config.data.cache_dir,
+            cache_size=config.data.cache_size,
+            image_size=config.augment.image_size,
+            max_images=config.data.max_images if split == "train" else None,
+            num_workers=config.data.num_workers,
+            progress=False,
+        ).cache()
+        for split in SPLITS
+    )
+    if not (train.has_labels and test.has_labels):
+        raise ValueError(
+            f"{source!r} has no class labels; k-NN and linear evaluation need class "
+            "sub-folders (for monitoring during training, set monitor.knn_every_epochs=0)"
+        )
+    return train, test
 
 
 class KNNValidator:
@@ -40,25 +67,7 @@ class KNNValidator:
         self._last: tuple[Features, Features] | None = None
         if source is None or not self.enabled:
             return
-        bank, queries = (
-            load_images(
-                source,
-                split,
-                config.data.cache_dir,
-                cache_size=config.data.cache_size,
-                image_size=config.augment.image_size,
-                # The bank follows the training subset; the queries are the whole test split.
-                max_images=config.data.max_images if split == "train" else None,
-                num_workers=config.data.num_workers,
-                progress=False,
-            ).cache()
-            for split in SPLITS
-        )
-        if not (bank.has_labels and queries.has_labels):
-            raise ValueError(
-                f"data.val_source={source!r} has no class labels; k-NN monitoring needs class "
-                "sub-folders (or set monitor.knn_every_epochs=0)"
-            )
+        bank, queries = load_labelled_splits(config, source)
         self.bank, self.queries = bank, queries
 
     def _features(self, encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Features:

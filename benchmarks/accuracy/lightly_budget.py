@@ -1,0 +1,128 @@
+"""Peer baseline for the CPU accuracy benchmark: lightly's BYOL recipe for a wall-clock budget.
+
+lightly's documented BYOL example (lightly docs, "Examples: BYOL", lightly 1.6.0): lightly's
+``BYOLProjectionHead``/``BYOLPredictionHead`` on the given backbone, ``NegativeCosineSimilarity``
+averaged over the two directions, ``update_momentum`` with ``cosine_schedule(step, total, 0.996,
+1)``, SGD lr 0.06, ``BYOLTransform`` per image at 32 px with Gaussian blur off (as lightly's
+CIFAR-10 benchmarks do). The schedule length is set from the throughput of the first steps so
+that it ends with the budget, as for our run. The k-NN evaluation is ours (k=200, T=0.1,
+cosine), on the backbone with lightly's ImageNet normalisation.
+
+    python -m benchmarks.accuracy.lightly_budget --minutes 30 --out benchmarks/results/cpu_30min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from benchmarks.accuracy.run import commit, machine
+from benchmarks.speed.peer_lightly import LightlyBYOL
+from byol.backbones import build_backbone
+from byol.config import IMAGENET_MEAN, IMAGENET_STD
+from byol.data.cifar10 import unpack_cifar10_jpg
+from byol.presets import preset
+from byol.train.validation import KNNValidator
+
+PROBE_STEPS = 10
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, required=True)
+    parser.add_argument("--backbone", default="small_resnet18_w16")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cache-dir", default="~/.cache/byol")
+    parser.add_argument("--out", required=True)
+    arguments = parser.parse_args()
+    from lightly.loss import NegativeCosineSimilarity
+    from lightly.models.utils import update_momentum
+    from lightly.transforms.byol_transform import (
+        BYOLTransform,
+        BYOLView1Transform,
+        BYOLView2Transform,
+    )
+    from lightly.utils.scheduler import cosine_schedule
+    from torchvision.datasets import ImageFolder
+
+    torch.manual_seed(0)
+    root = unpack_cifar10_jpg(Path(arguments.cache_dir).expanduser())
+    transform = BYOLTransform(
+        view_1_transform=BYOLView1Transform(input_size=32, gaussian_blur=0.0),
+        view_2_transform=BYOLView2Transform(input_size=32, gaussian_blur=0.0),
+    )
+    loader = DataLoader(
+        ImageFolder(str(root / "train"), transform=transform),
+        batch_size=arguments.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=arguments.workers,
+        persistent_workers=True,
+    )
+    backbone = build_backbone(arguments.backbone)
+    model = LightlyBYOL(backbone.module, backbone.feature_dim, 4096, 256)
+    criterion = NegativeCosineSimilarity()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.06)
+
+    budget = arguments.minutes * 60
+    started = time.perf_counter()
+    total_steps, step, images = None, 0, 0
+    while total_steps is None or step < total_steps:
+        for (x0, x1), _ in loader:
+            tau = cosine_schedule(step, total_steps or 10**9, 0.996, 1.0)
+            update_momentum(model.backbone, model.backbone_momentum, m=tau)
+            update_momentum(model.projection_head, model.projection_head_momentum, m=tau)
+            loss = 0.5 * (
+                criterion(model(x0), model.forward_momentum(x1))
+                + criterion(model(x1), model.forward_momentum(x0))
+            )
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            step += 1
+            images += x0.shape[0]
+            if total_steps is None and step == PROBE_STEPS:
+                rate = step / (time.perf_counter() - started)
+                total_steps = int(budget * rate)
+                print(
+                    f"{rate * arguments.batch_size:.0f} images/s -> {total_steps} steps", flush=True
+                )
+            if step % 50 == 0:
+                print(f"step {step}/{total_steps} loss {loss.item():.4f}", flush=True)
+            if total_steps is not None and step >= total_steps:
+                break
+    train_seconds = time.perf_counter() - started
+
+    config = preset("cifar10")
+    config.augment.mean, config.augment.std = IMAGENET_MEAN, IMAGENET_STD
+    config.data.cache_dir = arguments.cache_dir
+    result = KNNValidator(config, torch.device("cpu"), source="cifar10").evaluate(model.backbone)
+    assert result is not None
+    record = {
+        "implementation": "lightly 1.6.0, documented BYOL example recipe",
+        "command": "python -m benchmarks.accuracy.lightly_budget "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(arguments).items()),
+        "commit": commit(),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "backbone": arguments.backbone,
+        "steps": step,
+        "images_seen": images,
+        "train_seconds": round(train_seconds, 1),
+        "knn_top1": result.top1,
+        "knn_top5": result.top5,
+    }
+    out = Path(arguments.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "lightly.json").write_text(json.dumps(record, indent=2))
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Every sub-command on a tiny trained run (in-process, so no interpreter start-ups)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from byol.cli.main import main
+from byol.train.engine import train
+
+from ..train.helpers import tiny_config
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = tiny_config(tmp_path_factory.mktemp("cli"))
+    config.train.epochs = 1
+    return train(config, progress=False).run_dir
+
+
+def _json_line(text: str) -> dict[str, object]:
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_eval_knn_and_linear(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "knn", "--checkpoint", str(run_dir), "--data", "digits", "--k", "20"]) == 0
+    knn = _json_line(capsys.readouterr().out)
+    assert 0.1 < float(knn["top1"]) <= 1.0  # type: ignore[arg-type]
+    out = run_dir / "probe.safetensors"
+    assert main(["eval", "linear", "--checkpoint", str(run_dir), "--out", str(out)]) == 0
+    linear = _json_line(capsys.readouterr().out)
+    assert float(linear["top1"]) > 0.5 and out.is_file()  # type: ignore[arg-type]
+
+
+def test_embed_writes_features_and_paths(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "features.npy"
+    assert (
+        main(
+            ["embed", "digits", "--checkpoint", str(run_dir), "--out", str(out), "--split", "test"]
+        )
+        == 0
+    )
+    features = np.load(out)
+    assert features.shape == (450, 64) and np.isfinite(features).all()
+    assert len(out.with_suffix(".paths.txt").read_text().splitlines()) == 450
+
+
+def test_export_and_report(run_dir: Path, tmp_path: Path) -> None:
+    assert (
+        main(["export", "--checkpoint", str(run_dir), "--out", str(tmp_path / "x"), "--no-onnx"])
+        == 0
+    )
+    from safetensors.torch import load_file
+
+    weights = load_file(tmp_path / "x" / "encoder.safetensors")
+    assert all(torch.isfinite(t).all() for t in weights.values())
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.html").stat().st_size > 1000
