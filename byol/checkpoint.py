@@ -3,7 +3,8 @@
 A checkpoint is a dict of tensors and plain values saved with ``torch.save``:
 ``format_version``, ``config`` (the resolved config as nested dicts), ``model`` (state dict of
 the whole :class:`~byol.model.BYOL`), and for resumption ``optimizer``, ``step``, ``epoch``,
-``batch_in_epoch``, ``rng`` (generator states as uint8 tensors). It is read with
+``batch_in_epoch`` and ``nonfinite_skipped`` (no generator states: the engine's batches and
+augmentations are functions of (seed, epoch, batch)). It is read with
 ``torch.load(weights_only=True)``, which refuses pickles that would construct arbitrary
 objects, so a checkpoint from elsewhere cannot run code when loaded.
 """
@@ -13,9 +14,11 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import Tensor
@@ -25,6 +28,8 @@ CHECKPOINT_FORMAT_VERSION = FORMAT_VERSION
 REQUIRED_KEYS = ("format_version", "config", "model")
 # Where a training run keeps its latest checkpoint, relative to the run folder.
 RUN_CHECKPOINT = Path("checkpoints") / "last.pt"
+# In the names of temporary files being written: ``.last.pt.partial-<random>``.
+PARTIAL_MARK = ".partial-"
 
 
 class CheckpointError(ValueError):
@@ -34,26 +39,67 @@ class CheckpointError(ValueError):
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then rename.
 
-    A crash (or a full disk) during the write leaves the previous file at ``path`` intact.
+    A crash (or a full disk) during the write leaves the previous file at ``path`` intact; the
+    temporary file (``.<name>.<random>``) is removed on errors, or by
+    :func:`remove_partial_files` after a crash.
+
+    Raises:
+        CheckpointError: the file could not be written (e.g. no space left on the device).
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     state = {"format_version": FORMAT_VERSION, **state}
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    return _write_atomically(Path(path), lambda handle: torch.save(state, handle))
+
+
+def copy_checkpoint(source: str | Path, path: str | Path) -> Path:
+    """Copy the checkpoint file ``source`` to ``path``, atomically as :func:`save_checkpoint`."""
+    with open(source, "rb") as original:
+        return _write_atomically(Path(path), lambda handle: shutil.copyfileobj(original, handle))
+
+
+def remove_partial_files(folder: str | Path) -> list[Path]:
+    """Delete the temporary files (``.<name>.partial-*``) that a process killed while writing
+    left in ``folder``; returns them. Call only while no other process writes there."""
+    removed = [path for path in Path(folder).glob(f".*{PARTIAL_MARK}*") if path.is_file()]
+    for partial in removed:
+        partial.unlink(missing_ok=True)
+    return removed
+
+
+def _write_atomically(target: Path, write: Callable[[BinaryIO], object]) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}{PARTIAL_MARK}", dir=target.parent
+    )
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            torch.save(state, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
+        _fsync_folder(target.parent)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
         if isinstance(error, OSError):
             raise CheckpointError(
-                f"could not write checkpoint {target}: {error.strerror or error}"
+                f"could not write checkpoint {target}: {error.strerror or error}; "
+                "the previous file there, if any, is unchanged"
             ) from error
         raise
     return target
+
+
+def _fsync_folder(folder: Path) -> None:
+    # The rename is durable only once the folder entry is on disk (POSIX); not on Windows.
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

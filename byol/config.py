@@ -111,6 +111,12 @@ class OptimConfig:
     (``utils/schedules.py:34``), linear warm-up for 10 epochs then cosine to 0
     (``configs/byol.py:64``). base lr 0.2 and weight decay 1.5e-6 are the 1000-epoch values
     (``configs/byol.py:21-22``).
+    ``batch_size``: the global batch, over all processes (each takes ``batch_size / processes``);
+    the learning rate scales with it, so a run keeps its recipe when the process count changes.
+    ``gradient_accumulation_steps``: k > 1 splits each process's share into k micro-batches,
+    backpropagates each, and takes one optimiser and one EMA step per global batch (schedules
+    count those steps). Not the same as a k times larger batch: BatchNorm normalises each
+    micro-batch with its own statistics.
     """
 
     optimizer: Literal["lars", "sgd", "adamw"] = "lars"
@@ -175,6 +181,12 @@ class TrainConfig:
 
     ``epochs``: 1000 ([official] ``main_loop.py:36-37``).
     ``precision``: ``bf16-mixed`` where the hardware has it, ``32-true`` otherwise (``auto``).
+    ``checkpoint_every_epochs``: write ``checkpoints/epoch-NNNN.pt`` (and ``last.pt``).
+    ``checkpoint_every_steps``: also refresh ``last.pt`` every so many steps inside an epoch, so
+    a crash loses at most that many steps (None: only at epoch ends).
+    ``nonfinite``: what a step with a non-finite loss does: ``stop`` the run (noticed at the
+    next log step or checkpoint, which is never written) or ``skip`` the step (its gradients
+    are zeroed on the device and the skipped steps counted in the log).
     """
 
     epochs: int = 1000
@@ -191,6 +203,7 @@ class TrainConfig:
     deterministic: bool = False
     log_every_steps: int = 10
     checkpoint_every_epochs: int = 1
+    checkpoint_every_steps: int | None = None
     max_steps: int | None = None
     nonfinite: Literal["stop", "skip"] = "stop"
 

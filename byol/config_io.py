@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -20,6 +22,8 @@ import yaml
 from byol.config import Config
 
 T = TypeVar("T")
+# A decimal number such as 3, -0.5, 1e-3 or 2.5E+6 (not nan, inf or hex).
+_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 class ConfigError(ValueError):
@@ -41,8 +45,12 @@ def _plain(value: Any) -> Any:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    """Write the resolved configuration as YAML."""
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    """Write the resolved configuration as YAML (via a temporary file and a rename, so a crash
+    leaves the old file or the new one, never half of one)."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    temporary.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    os.replace(temporary, target)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -136,6 +144,9 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
             raise ConfigError(f"{name}={value!r} must be an integer")
         return value
     if annotation is float:
+        # YAML 1.1 reads 1e-3 (no dot) as a string; take it as the number it means.
+        if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name}={value!r} must be a number")
         return float(value)

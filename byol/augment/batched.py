@@ -85,6 +85,10 @@ class ViewParams:
         """A copy with every tensor on ``device``."""
         return ViewParams(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
+    def slice(self, start: int, stop: int) -> ViewParams:
+        """The parameters of images ``start:stop`` (views, no copy)."""
+        return ViewParams(**{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
+
     @staticmethod
     def cat(params: Sequence[ViewParams]) -> ViewParams:
         """Concatenate the parameters of several batches along the batch dimension."""
@@ -103,6 +107,10 @@ class TwoViewParams:
     def to(self, device: torch.device | str) -> TwoViewParams:
         """A copy with every tensor on ``device``."""
         return TwoViewParams(self.view1.to(device), self.view2.to(device))
+
+    def slice(self, start: int, stop: int) -> TwoViewParams:
+        """The parameters of images ``start:stop`` of the batch, e.g. one process's share."""
+        return TwoViewParams(self.view1.slice(start, stop), self.view2.slice(start, stop))
 
 
 def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from byol.checkpoint import checkpoint_file
-from byol.cli.config_flags import config_from_arguments
+from byol.cli.config_flags import config_from_arguments, flag_overrides
 from byol.config import Config
 from byol.config_io import apply_dotted
 from byol.data.registry import load_images
@@ -35,7 +35,14 @@ def train(arguments: argparse.Namespace) -> int:
     started = time.perf_counter()
     if arguments.resume:
         _refuse_config_with_resume(arguments)
-        result = run_training(Config(), resume=arguments.resume, progress=not arguments.no_progress)
+        result = run_training(
+            Config(),
+            resume=arguments.resume,
+            progress=not arguments.no_progress,
+            resume_overrides=flag_overrides(arguments),
+        )
+        if not result.is_global_zero:
+            return 0
         if result.already_finished:
             print(
                 f"run {result.run_dir} already finished ({result.steps} steps); nothing to do. "
@@ -50,6 +57,8 @@ def train(arguments: argparse.Namespace) -> int:
             if config.data.val_source is not None:
                 config.data.val_source = arguments.data
         result = run_training(config, progress=not arguments.no_progress)
+        if not result.is_global_zero:  # the other processes of a multi-process run
+            return 0
     print(
         f"trained to step {result.steps} on {result.num_images} images in "
         f"{time.perf_counter() - started:.0f} s; final loss {result.final_loss:.4f}"
@@ -75,8 +84,10 @@ def train(arguments: argparse.Namespace) -> int:
 
 
 def _refuse_config_with_resume(arguments: argparse.Namespace) -> None:
-    """A resumed run keeps its saved configuration; say so instead of ignoring new settings."""
-    given = [f"--{key.removeprefix('cfg:')}" for key in vars(arguments) if key.startswith("cfg:")]
+    """A resumed run keeps its saved configuration; say so instead of ignoring new settings.
+    (The ``--section.field`` flags that may change, such as ``--train.devices``, are checked by
+    :func:`byol.train.run_dir.apply_resume_overrides`.)"""
+    given = []
     if arguments.config:
         given.append("--config")
     if arguments.data:

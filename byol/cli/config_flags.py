@@ -47,9 +47,13 @@ def config_from_arguments(arguments: argparse.Namespace) -> Config:
     config = preset(arguments.preset) if arguments.preset else Config()
     if arguments.config:
         apply_mapping(config, load_yaml(arguments.config))
-    flags: dict[str, Any] = {
+    return apply_dotted(config, flag_overrides(arguments))
+
+
+def flag_overrides(arguments: argparse.Namespace) -> dict[str, Any]:
+    """The ``--section.field VALUE`` flags given, as ``{"section.field": value}``."""
+    return {
         key.removeprefix("cfg:"): parse_scalar(value)
         for key, value in vars(arguments).items()
         if key.startswith("cfg:")
     }
-    return apply_dotted(config, flags)

@@ -11,6 +11,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from byol.cli import commands
 from byol.cli.config_flags import add_config_arguments
@@ -113,13 +114,20 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "run's data.val_source or data.source)",
     )
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--max-images", type=int, help="class-balanced subset of the train split (the bank)")
+    parser.add_argument(
+        "--max-images", type=int, help="class-balanced subset of the train split (the bank)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    warnings.formatwarning = _one_line_warning
+    with warnings.catch_warnings():  # restores the warning display on the way out
+        warnings.showwarning = _show_warning
+        return _run(arguments)
+
+
+def _run(arguments: argparse.Namespace) -> int:
     try:
         return int(arguments.handler(arguments) or 0)
     except KeyboardInterrupt:
@@ -142,15 +150,17 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _one_line_warning(
+def _show_warning(
     message: Warning | str,
     category: type[Warning],
     filename: str,
     lineno: int,
+    file: TextIO | None = None,
     line: str | None = None,
-) -> str:
-    # Warnings are for the user here; the source line that raised them is noise.
-    return f"byol: warning: {str(message).strip().splitlines()[0]}\n"
+) -> None:
+    # Warnings are for the user here: one line, without the source line that raised them.
+    text = str(message).strip()
+    print(f"byol: warning: {text.splitlines()[0] if text else category.__name__}", file=sys.stderr)
 
 
 if __name__ == "__main__":

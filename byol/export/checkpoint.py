@@ -55,7 +55,7 @@ def model_from_checkpoint(
     config = config_from_checkpoint(checkpoint, origin)
     model = build_model(config.model)
     state: Mapping[str, Tensor] = checkpoint["model"]
-    _check_weights_fit(state, model.state_dict(), config.model.backbone, origin)
+    check_weights_fit(state, model.state_dict(), config.model.backbone, origin)
     model.load_state_dict(state, strict=True)
     return model.eval(), config
 
@@ -86,7 +86,7 @@ def timm_name(name: str) -> str:
     return name.removeprefix(TIMM_PREFIX)
 
 
-def _check_weights_fit(
+def check_weights_fit(
     saved: Mapping[str, Tensor], expected: Mapping[str, Tensor], backbone: str, origin: str
 ) -> None:
     """Name what does not fit before ``load_state_dict`` prints a page of keys."""

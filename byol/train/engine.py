@@ -4,13 +4,21 @@ Fabric launches the processes and wraps the model (CPU, one GPU, or DDP over sev
 machines), handles mixed precision, and reduces across ranks; everything BYOL-specific stays
 in :func:`byol.train.step.training_step`. Read top to bottom: run folder, data, model,
 optimiser, resume, loop.
+
+Crash safety: every checkpoint is written to ``checkpoints/last.pt`` first (atomically, see
+:func:`byol.checkpoint.save_checkpoint`), then copied to its own name, so ``last.pt`` is
+always the newest complete checkpoint; with ``train.checkpoint_every_steps`` it is refreshed
+inside epochs too. A checkpoint is written only when the state is finite. Resuming continues
+from ``last.pt`` and, since batches and augmentations are functions of (seed, epoch, batch),
+ends with the weights an uninterrupted run would have (``train.deterministic``).
 """
 
 from __future__ import annotations
 
 import math
-import time
+import sys
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -18,30 +26,51 @@ from typing import Any, cast
 import torch
 from lightning.fabric import Fabric
 from torch import nn
+from torch.optim import Optimizer
 from tqdm.auto import tqdm
 
-from byol.checkpoint import read_checkpoint, save_checkpoint
+from byol.checkpoint import CheckpointError, copy_checkpoint, save_checkpoint
 from byol.config import Config
-from byol.config_io import apply_mapping, save_config, to_dict
+from byol.config_io import save_config, to_dict
+from byol.distributed import convert_sync_batchnorm
 from byol.eval.monitors import CollapseDetector, effective_rank, projection_std
 from byol.eval.report import write_report
+from byol.export.checkpoint import check_weights_fit
 from byol.model import BYOL, build_model
 from byol.optim import build_optimizer
 from byol.schedules import learning_rate, target_tau
-from byol.train.run_dir import prepare_run_folder
+from byol.train.loss_window import LossWindow, state_is_finite
+from byol.train.run_dir import (
+    ResumedRun,
+    RunFolder,
+    apply_resume_overrides,
+    load_resumed_run,
+    prepare_run_folder,
+    restore_epoch_checkpoint,
+    write_skipped_images,
+)
 from byol.train.run_log import RunLog
-from byol.train.step import training_step
+from byol.train.step import check_gradient_accumulation, training_step
 from byol.train.validation import KNNValidator
 from byol.train.views import build_view_source, training_source
 
 
 class TrainingStopped(RuntimeError):
-    """The run stopped on purpose (non-finite loss, collapse); the message says why."""
+    """The run stopped on purpose (non-finite loss, collapse, a checkpoint that could not be
+    written); the message says why and where the last good checkpoint is."""
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished run leaves: its folder, last checkpoint, and last figures."""
+    """What a finished run leaves: its folder, last checkpoint, and last figures.
+
+    ``num_images``: images trained on (unreadable files excluded); ``skipped_images``: the file
+    listing those left out (``run_dir/skipped_images.txt``), None when every file was read.
+    ``skipped_steps``: steps skipped for a non-finite loss (``train.nonfinite=skip``) in the
+    whole run, resumes included. ``already_finished``: ``--resume`` found the run complete and
+    did nothing. ``is_global_zero``: False in the other processes of a multi-process run, which
+    should stay quiet.
+    """
 
     run_dir: Path
     checkpoint: Path
@@ -49,6 +78,11 @@ class TrainResult:
     final_loss: float
     knn_top1: float | None
     collapsed: bool
+    num_images: int = 0
+    skipped_images: Path | None = None
+    skipped_steps: int = 0
+    already_finished: bool = False
+    is_global_zero: bool = True
 
 
 def resolve_precision(config: Config) -> str:
@@ -85,15 +119,30 @@ def build_fabric(config: Config) -> Fabric:
     )
 
 
-def train(config: Config, resume: str | Path | None = None, progress: bool = True) -> TrainResult:
-    """Pre-train an encoder with BYOL as ``config`` says; ``resume`` continues a run folder."""
+def train(
+    config: Config,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    resume_overrides: Mapping[str, Any] | None = None,
+) -> TrainResult:
+    """Pre-train an encoder with BYOL as ``config`` says; ``resume`` continues a run folder.
+
+    Resuming a finished run does nothing and says so (``already_finished``); a run folder
+    without a checkpoint yet starts again from its ``config.yaml``. ``resume_overrides``
+    (dotted keys, e.g. ``{"train.devices": 1}``) change how a resumed run runs, within
+    :data:`~byol.train.run_dir.RESUME_OVERRIDES`: it may continue on another number of
+    processes.
+    """
     # ---- resume: the saved configuration wins, so the continued run is the same run ----
-    state: dict[str, Any] | None = None
+    resumed: ResumedRun | None = None
     if resume is not None:
-        state = read_checkpoint(resume)
-        config = apply_mapping(Config(), state["config"])
+        resumed = load_resumed_run(resume)
+        config = apply_resume_overrides(resumed.config, resume_overrides or {})
+    elif resume_overrides:
+        raise ValueError("resume_overrides apply to a resumed run; pass resume=RUN_DIR")
+    check_train_config(config)
     # Resolve the data first: a wrong path fails before any process or device is set up.
-    source = training_source(config)
+    source = training_source(config, progress=progress)
     fabric = build_fabric(config)
     fabric.launch()
     fabric.seed_everything(config.train.seed, verbose=False)
@@ -103,24 +152,44 @@ def train(config: Config, resume: str | Path | None = None, progress: bool = Tru
     folder = prepare_run_folder(config, resume, fabric.is_global_zero)
     if fabric.is_global_zero:
         save_config(config, folder.path / "config.yaml")
+        if resumed is not None and resumed.state is None:
+            print(
+                f"byol: {folder.path} has no checkpoint yet; starting its run again from step 0",
+                file=sys.stderr,
+            )
 
     # ---- data: two augmented views per image, on the training device ----
     views = build_view_source(config, fabric, source)
-    if views.steps_per_epoch < 1:
-        raise ValueError(
-            f"batch size {config.optim.batch_size} is larger than the {views.num_images} training "
-            "images; lower optim.batch_size"
-        )
+    check_gradient_accumulation(config.optim.gradient_accumulation_steps, views.batch_size)
+    skipped_file = write_skipped_images(folder, views.skipped) if fabric.is_global_zero else None
     total_steps = config.train.epochs * views.steps_per_epoch
     if config.train.max_steps is not None:
         total_steps = min(total_steps, config.train.max_steps)
     warmup_steps = round(config.optim.warmup_epochs * views.steps_per_epoch)
+    state = resumed.state if resumed is not None else None
+    step, epoch, batch_in_epoch = 0, 0, 0
+    if state is not None:  # continue where the checkpoint left off, unless the run is done
+        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        final_file = folder.checkpoints / "final.pt"
+        if step >= total_steps and final_file.is_file():
+            return TrainResult(
+                run_dir=folder.path,
+                checkpoint=final_file,
+                steps=step,
+                final_loss=math.nan,
+                knn_top1=None,
+                collapsed=False,
+                num_images=views.num_images,
+                skipped_images=skipped_file,
+                already_finished=True,
+                is_global_zero=fabric.is_global_zero,
+            )
 
     # ---- model and optimiser ----
     model = build_model(config.model)
     if fabric.world_size > 1 and config.model.sync_batchnorm:
         # BatchNorm over the global batch, as the official code ([official] configs/byol.py:47-56).
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = cast(BYOL, convert_sync_batchnorm(model, fabric.device.type))
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model.online, config.optim)
@@ -128,12 +197,16 @@ def train(config: Config, resume: str | Path | None = None, progress: bool = Tru
     compiled = cast(nn.Module, torch.compile(model)) if config.train.compile else model
     forward, optimizer = fabric.setup(compiled, optimizer)
     byol: BYOL = model  # Fabric moved it in place; updates go to the unwrapped module
+    if resumed is not None and state is not None:
+        load_training_state(model, optimizer, state, config.model.backbone, resumed.origin)
+        if fabric.is_global_zero:
+            restore_epoch_checkpoint(folder, resumed, config.train.checkpoint_every_epochs)
+    saved_step = step if state is not None else None  # the step of the newest good checkpoint
 
-    step, epoch, batch_in_epoch = 0, 0, 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+    skip_nonfinite = config.train.nonfinite == "skip"
+    # fp16 loss scaling skips steps with overflowing gradients itself and must see them.
+    check_gradients = resolve_precision(config) != "16-mixed"
+    losses = LossWindow(fabric.device, state.get("nonfinite_skipped", 0) if state else 0)
 
     def checkpoint_state() -> dict[str, Any]:
         return {
@@ -143,19 +216,38 @@ def train(config: Config, resume: str | Path | None = None, progress: bool = Tru
             "step": step,
             "epoch": epoch,
             "batch_in_epoch": batch_in_epoch,
+            "nonfinite_skipped": losses.skipped(),
         }
 
     def save(name: str) -> Path:
-        path = folder.checkpoints / name
+        """Write ``last.pt``, then its copy ``name``; never a state with non-finite values."""
+        nonlocal saved_step
+        first_nonfinite = None if skip_nonfinite else losses.first_nonfinite()
+        if first_nonfinite is not None or not state_is_finite(model, optimizer):
+            raise TrainingStopped(
+                nonfinite_message(first_nonfinite, step, config, folder, saved_step)
+            )
+        last = folder.checkpoints / "last.pt"
         if fabric.is_global_zero:
-            save_checkpoint(checkpoint_state(), path)
-            if name != "last.pt":
-                save_checkpoint(checkpoint_state(), folder.checkpoints / "last.pt")
+            try:
+                save_checkpoint(checkpoint_state(), last)
+                if name != last.name:
+                    copy_checkpoint(last, folder.checkpoints / name)
+            except CheckpointError as error:
+                raise TrainingStopped(
+                    f"{error}. Free space (or fix the folder) and continue with "
+                    f"byol train --resume {folder.path}"
+                ) from error
         fabric.barrier()
-        return path
+        saved_step = step
+        return folder.checkpoints / name
 
     # ---- loop ----
-    log = RunLog(folder.path) if fabric.is_global_zero else None
+    log = (
+        RunLog(folder.path, resume_step=None if resumed is None else resumed.step)
+        if fabric.is_global_zero
+        else None
+    )
     validator = (
         KNNValidator(config, fabric.device, fabric.is_global_zero)
         if config.monitor.knn_every_epochs > 0
@@ -163,6 +255,7 @@ def train(config: Config, resume: str | Path | None = None, progress: bool = Tru
     )
     detector = CollapseDetector(config.model.projection_dim, config.monitor.collapse_std_threshold)
     global_batch = views.batch_size * fabric.world_size
+    every_steps = config.train.checkpoint_every_steps
     bar = tqdm(
         total=total_steps,
         initial=step,
@@ -171,9 +264,11 @@ def train(config: Config, resume: str | Path | None = None, progress: bool = Tru
         unit="step",
         dynamic_ncols=True,
     )
-    loss_sum = torch.zeros((), device=fabric.device)
-    steps_in_window, window_start = 0, time.perf_counter()
     last_loss, knn_top1, collapsed = math.nan, None, False
+    skipped_steps = losses.skipped()
+
+    def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+        return cast(torch.Tensor, fabric.all_reduce(tensor, reduce_op="sum"))
 
     while step < total_steps:
         for view_1, view_2 in views.epoch_batches(epoch, batch_in_epoch):
@@ -181,7 +276,7 @@ def train(config: Config, resume: str | Path | None = None, progress: bool = Tru
             lr = learning_rate(
                 step, total_steps, warmup_steps, config.optim.base_learning_rate, global_batch
             )
-            output = training_step(
+            result = training_step(
                 forward,
                 byol,
                 optimizer,
@@ -190,47 +285,54 @@ def train(config: Config, resume: str | Path | None = None, progress: bool = Tru
                 lr,
                 tau,
                 backward=fabric.backward,
+                skip_nonfinite=skip_nonfinite,
+                check_gradients=check_gradients,
+                accumulation_steps=config.optim.gradient_accumulation_steps,
+                no_backward_sync=lambda skip: fabric.no_backward_sync(forward, enabled=skip),
             )
-            loss_sum += output.loss.detach()
             step += 1
             batch_in_epoch += 1
-            steps_in_window += 1
+            losses.add(step, result.output.loss, result.applied)
             if step % config.train.log_every_steps == 0 or step == total_steps:
                 # The one host synchronisation of a logging window.
-                reduced = fabric.all_reduce(loss_sum, reduce_op="mean")
-                loss_mean = float(cast(torch.Tensor, reduced)) / steps_in_window
-                z = output.online_projection_1.detach()
+                window = losses.read(all_reduce_sum if fabric.world_size > 1 else None)
+                if not skip_nonfinite and not math.isfinite(window.loss):
+                    raise TrainingStopped(
+                        nonfinite_message(window.first_nonfinite, step, config, folder, saved_step)
+                    )
+                z = result.output.online_projection_1.detach()
                 std, rank = float(projection_std(z)), float(effective_rank(z))
-                elapsed = time.perf_counter() - window_start
-                rate = steps_in_window * global_batch / max(elapsed, 1e-9)
-                row = {
+                rate = window.steps * global_batch / max(window.seconds, 1e-9)
+                row: dict[str, float | int] = {
                     "step": step,
                     "epoch": epoch,
-                    "loss": loss_mean,
+                    "loss": window.loss,
                     "lr": lr,
                     "tau": tau,
                     "projection_std": std,
                     "effective_rank": rank,
                     "images_per_second": rate,
                 }
+                if skip_nonfinite:
+                    row["nonfinite_skipped"] = window.skipped
+                    if window.skipped > skipped_steps:
+                        bar.write(
+                            f"step {step}: skipped {window.skipped - skipped_steps} steps with a "
+                            f"non-finite loss or gradient ({window.skipped} in all)"
+                        )
+                    skipped_steps = window.skipped
                 if log is not None:
                     log.write(row)
                 bar.set_postfix(
-                    loss=f"{loss_mean:.4f}",
+                    loss=f"{window.loss:.4f}",
                     lr=f"{lr:.3g}",
                     tau=f"{tau:.4f}",
                     img_s=f"{rate:.0f}",
                     std=f"{std:.3f}",
+                    **({"skipped": skipped_steps} if skip_nonfinite else {}),
                 )
-                bar.update(steps_in_window)
-                last_loss = loss_mean
-                if not math.isfinite(loss_mean):
-                    raise TrainingStopped(
-                        f"loss became {loss_mean} by step {step} (logged every "
-                        f"{config.train.log_every_steps} steps); the last good checkpoint is in "
-                        f"{folder.checkpoints}. Lower optim.base_learning_rate or use "
-                        "train.precision=32-true"
-                    )
+                bar.update(window.steps)
+                last_loss = window.loss
                 report = detector.update(step, std, rank)
                 if report.message:
                     collapsed = True
@@ -238,44 +340,115 @@ def train(config: Config, resume: str | Path | None = None, progress: bool = Tru
                     if config.monitor.stop_on_collapse:
                         save("collapsed.pt")
                         raise TrainingStopped(report.message)
-                loss_sum.zero_()
-                steps_in_window, window_start = 0, time.perf_counter()
+                losses.reset()
             if step >= total_steps:
                 break
+            if every_steps and step % every_steps == 0 and batch_in_epoch < views.steps_per_epoch:
+                save("last.pt")  # inside the epoch; at its end the epoch checkpoint follows
         else:
             epoch, batch_in_epoch = epoch + 1, 0
             if validator is not None and epoch % config.monitor.knn_every_epochs == 0:
-                result = validator.evaluate(byol.online.encoder)
-                knn_top1 = result.top1 if result is not None else None
-                if log is not None and result is not None:
+                result_knn = validator.evaluate(byol.online.encoder)
+                knn_top1 = result_knn.top1 if result_knn is not None else None
+                if log is not None and result_knn is not None:
                     log.write(
                         {
                             "step": step,
                             "epoch": epoch,
-                            "knn_top1": result.top1,
-                            "knn_top5": result.top5,
+                            "knn_top1": result_knn.top1,
+                            "knn_top5": result_knn.top5,
                         }
                     )
                     bar.write(
-                        f"epoch {epoch}: k-NN top-1 {result.top1:.2%}, top-5 {result.top5:.2%}"
+                        f"epoch {epoch}: k-NN top-1 {result_knn.top1:.2%}, "
+                        f"top-5 {result_knn.top5:.2%}"
                     )
             if epoch % config.train.checkpoint_every_epochs == 0:
                 save(f"epoch-{epoch:04d}.pt")
+            elif every_steps and step % every_steps == 0:
+                save("last.pt")
             continue
         break
     bar.close()
     final = save("final.pt")
     if validator is not None and (knn_top1 is None or epoch % config.monitor.knn_every_epochs):
-        result = validator.evaluate(byol.online.encoder)
-        if result is not None:
-            knn_top1 = result.top1
+        result_knn = validator.evaluate(byol.online.encoder)
+        if result_knn is not None:
+            knn_top1 = result_knn.top1
             if log is not None:
                 log.write(
-                    {"step": step, "epoch": epoch, "knn_top1": result.top1, "knn_top5": result.top5}
+                    {
+                        "step": step,
+                        "epoch": epoch,
+                        "knn_top1": result_knn.top1,
+                        "knn_top5": result_knn.top5,
+                    }
                 )
     if log is not None:
         log.close()
         if validator is not None:
             validator.save_retrieval(folder.path / "retrieval.npz")
         write_report(folder.path)
-    return TrainResult(folder.path, final, step, last_loss, knn_top1, collapsed)
+    return TrainResult(
+        run_dir=folder.path,
+        checkpoint=final,
+        steps=step,
+        final_loss=last_loss,
+        knn_top1=knn_top1,
+        collapsed=collapsed,
+        num_images=views.num_images,
+        skipped_images=skipped_file,
+        skipped_steps=skipped_steps,
+        is_global_zero=fabric.is_global_zero,
+    )
+
+
+def check_train_config(config: Config) -> None:
+    """Raise ``ValueError`` for counts in ``config.train`` that cannot work (e.g. 0 or -1)."""
+    counts = {
+        "train.epochs": config.train.epochs,
+        "train.log_every_steps": config.train.log_every_steps,
+        "train.checkpoint_every_epochs": config.train.checkpoint_every_epochs,
+        "train.checkpoint_every_steps": config.train.checkpoint_every_steps,
+        "train.max_steps": config.train.max_steps,
+    }
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise ValueError(f"{name}={value} must be at least 1")
+
+
+def load_training_state(
+    model: nn.Module, optimizer: Optimizer, state: dict[str, Any], backbone: str, origin: str
+) -> None:
+    """Load a checkpoint's weights and optimiser state, naming what does not fit."""
+    check_weights_fit(state["model"], model.state_dict(), backbone, origin)
+    model.load_state_dict(state["model"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"{origin}: its optimizer state does not fit the configured optimizer ({error})"
+        ) from error
+
+
+def nonfinite_message(
+    first_step: int | None, step: int, config: Config, folder: RunFolder, saved_step: int | None
+) -> str:
+    """Why the run stopped on a non-finite value, and what is kept."""
+    if first_step is not None:
+        what = (
+            f"the loss became non-finite at step {first_step} (losses are read back every "
+            f"{config.train.log_every_steps} steps and before each checkpoint)"
+        )
+    else:
+        what = (
+            f"a weight or optimizer state became non-finite by step {step} (checked before "
+            "each checkpoint)"
+        )
+    kept = (
+        f"the last good checkpoint ({folder.checkpoints / 'last.pt'}, step {saved_step}) is kept"
+        if saved_step is not None
+        else "no checkpoint was written yet"
+    )
+    skip = "" if config.train.nonfinite == "skip" else ", or set train.nonfinite=skip"
+    return f"{what}; {kept}. Lower optim.base_learning_rate or use train.precision=32-true{skip}"

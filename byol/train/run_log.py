@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ METRIC_COLUMNS = (
     "images_per_second",
     "knn_top1",
     "knn_top5",
+    "nonfinite_skipped",
 )
 
 
@@ -24,11 +26,18 @@ class RunLog:
     """Appends metric rows to ``run_dir/metrics.csv`` and TensorBoard scalars.
 
     Rows are sparse: k-NN columns are filled only when a k-NN evaluation ran. Opening an existing
-    file appends, so a resumed run continues the same log.
+    file appends, so a resumed run continues the same log. ``resume_step``: the step the run
+    continues from; rows logged after it by the interrupted process (the resumed run logs those
+    steps again) and a row the crash cut short are dropped first, and TensorBoard hides its
+    events after that step (``purge_step``).
     """
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+    def __init__(
+        self, run_dir: Path, tensorboard: bool = True, resume_step: int | None = None
+    ) -> None:
         self.path = run_dir / "metrics.csv"
+        if resume_step is not None and self.path.exists():
+            _drop_rows_after(self.path, resume_step)
         new_file = not self.path.exists()
         self._file = self.path.open("a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
@@ -39,7 +48,10 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tensorboard = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+                purge_step = None if resume_step is None else resume_step + 1
+                self._tensorboard = SummaryWriter(
+                    log_dir=str(run_dir / "tensorboard"), purge_step=purge_step
+                )
             except ImportError:  # pragma: no cover - tensorboard is a dependency
                 self._tensorboard = None
 
@@ -56,3 +68,25 @@ class RunLog:
         self._file.close()
         if self._tensorboard is not None:
             self._tensorboard.close()
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Keep the header and the complete rows of ``path`` logged at or before ``step``."""
+    lines = path.read_text().splitlines(keepends=True)
+    if not lines or not lines[0].endswith("\n"):
+        path.unlink()  # not even a complete header: start the file again
+        return
+    kept = [lines[0]]
+    for line in lines[1:]:
+        if not line.endswith("\n"):
+            break  # cut short by the crash
+        row = next(csv.reader([line]), [])
+        try:
+            row_step = int(row[0])
+        except (IndexError, ValueError):
+            continue
+        if row_step <= step:
+            kept.append(line)
+    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    temporary.write_text("".join(kept))
+    os.replace(temporary, path)

@@ -9,14 +9,16 @@ Two paths, chosen by ``augment.backend``:
   reference pipeline, for data that does not fit in memory.
 
 Both are pure functions of (seed, epoch, batch index): the augmentation randomness of batch b
-of epoch e is seeded from (seed, e, b, rank). A resumed run therefore sees exactly the views
-the uninterrupted run would have seen, without saving generator states.
+of epoch e is seeded from (seed, e, b) for the batched path and (seed, e, image index) for the
+per-image path, never from the process rank. A resumed run therefore sees exactly the views
+the uninterrupted run would have seen, without saving generator states, and the views of an
+image do not depend on how many processes share the global batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -47,15 +49,20 @@ class ViewSource(Protocol):
     @property
     def steps_per_epoch(self) -> int: ...
 
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """``(path, reason)`` of each image file left out as unreadable."""
+        ...
+
     def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         """Views (B, 3, S, S) x2 for this process, from batch ``start_batch`` of ``epoch``."""
         ...
 
 
-def batch_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
-    """A distinct 63-bit seed per (run seed, epoch, batch, rank)."""
+def batch_seed(seed: int, epoch: int, batch: int) -> int:
+    """A distinct 63-bit seed per (run seed, epoch, batch) (or image index, per image)."""
     mixed = (seed * 1_000_003 + epoch) * 1_000_033 + batch
-    return (mixed * 4_099 + rank) % (2**63 - 1)
+    return (mixed * 4_099) % (2**63 - 1)
 
 
 @dataclass
@@ -67,6 +74,7 @@ class CachedViewSource:
     augment: BatchedTwoViews
     device: torch.device
     seed: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def num_images(self) -> int:
@@ -82,13 +90,21 @@ class CachedViewSource:
 
     def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         generator = torch.Generator(device=self.device)
+        height, width = self.images.shape[-2:]
+        # This rank's rows of the global batch (EpochSampler's layout: rank r, slice r).
+        first = self.sampler.rank * self.batch_size
+        rows = (first, first + self.batch_size)
         for offset, indices in enumerate(self.sampler.batches(epoch, start_batch)):
             batch = self.images[indices.to(self.images.device)]
             batch = batch.to(self.device, non_blocking=True)
-            generator.manual_seed(
-                batch_seed(self.seed, epoch, start_batch + offset, self.sampler.rank)
+            # Parameters for the whole global batch from a rank-free seed, then this rank's
+            # rows: the views of an image do not depend on the number of processes. Drawing
+            # B parameter rows is one small torch.rand.
+            generator.manual_seed(batch_seed(self.seed, epoch, start_batch + offset))
+            params = self.augment.sample_params(
+                self.sampler.global_batch_size, height, width, self.device, generator
             )
-            yield self.augment(batch, generator)
+            yield self.augment.apply_params(batch, params.slice(*rows))
 
 
 class _SeededTwoViews(torch.utils.data.Dataset[tuple[Tensor, Tensor]]):
@@ -108,7 +124,7 @@ class _SeededTwoViews(torch.utils.data.Dataset[tuple[Tensor, Tensor]]):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         image, _ = self.dataset[index]
         # torchvision transforms draw from the global generator of the worker process.
-        torch.manual_seed(batch_seed(self.seed, self.epoch, index, 0))
+        torch.manual_seed(batch_seed(self.seed, self.epoch, index))
         return self.transform(image)
 
 
@@ -124,6 +140,12 @@ class LoaderViewSource:
     @property
     def num_images(self) -> int:
         return len(self.dataset)
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """Files found unreadable when the dataset was built (a file that fails later, in a
+        worker, is replaced by the next image and reported there)."""
+        return list(getattr(self.dataset.dataset, "skipped", []))
 
     @property
     def batch_size(self) -> int:
@@ -174,6 +196,7 @@ def build_view_source(config: Config, fabric: Fabric, source: ImageSource) -> Vi
     global_batch = config.optim.batch_size
     if backend == "batched":
         cache = source.cache()
+        check_batch_size(global_batch, len(cache), len(cache.skipped))
         sampler = EpochSampler(
             len(cache),
             global_batch,
@@ -185,10 +208,13 @@ def build_view_source(config: Config, fabric: Fabric, source: ImageSource) -> Vi
         if fabric.device.type == "cuda":
             images = images.to(fabric.device)  # a CIFAR-sized cache is 150 MB of GPU memory
         augment = BatchedTwoViews(config.augment).to(fabric.device)
-        return CachedViewSource(images, sampler, augment, fabric.device, config.train.seed)
+        return CachedViewSource(
+            images, sampler, augment, fabric.device, config.train.seed, list(cache.skipped)
+        )
     dataset = _SeededTwoViews(
         source.dataset(), ReferenceTwoViews(config.augment), config.train.seed
     )
+    check_batch_size(global_batch, len(dataset), len(getattr(dataset.dataset, "skipped", ())))
     sampler = EpochSampler(
         len(dataset),
         global_batch,
@@ -197,6 +223,17 @@ def build_view_source(config: Config, fabric: Fabric, source: ImageSource) -> Vi
         world_size=fabric.world_size,
     )
     return LoaderViewSource(dataset, sampler, fabric.device, config.data.num_workers)
+
+
+def check_batch_size(batch_size: int, num_images: int, num_skipped: int = 0) -> None:
+    """Raise ``ValueError`` naming both numbers when no full batch of ``batch_size`` exists."""
+    if batch_size > num_images:
+        unreadable = f" ({num_skipped} unreadable files skipped)" if num_skipped else ""
+        raise ValueError(
+            f"optim.batch_size={batch_size} is larger than the {num_images} training "
+            f"images{unreadable}, so no full batch exists; lower optim.batch_size to at most "
+            f"{num_images} or add images"
+        )
 
 
 def eval_batches(

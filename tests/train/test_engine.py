@@ -57,9 +57,9 @@ def test_new_run_refuses_an_existing_run_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("cifar10_jpg_root")
-def test_short_cifar10_run_lowers_the_loss(tmp_path: Path, test_cache_dir: Path) -> None:
+def test_short_cifar10_run_lowers_the_loss(tmp_path: Path, shared_cache_dir: Path) -> None:
     config = tiny_config(tmp_path, source="cifar10-jpg", max_images=512)
-    config.data.cache_dir = str(test_cache_dir)
+    config.data.cache_dir = str(shared_cache_dir)
     config.augment.image_size = 32
     config.train.epochs = 4
     config.train.log_every_steps = 4
