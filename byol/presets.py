@@ -63,31 +63,37 @@ def cifar10() -> Config:
 def digits() -> Config:
     """Quick-start: a narrow ResNet on the 1,797 bundled scikit-learn digits, about 2 minutes.
 
-    Sizes are ours, chosen for two CPU cores: a width-16 ResNet-18, 512-wide heads, batch 128,
-    crops of 24 px from the 32 px digits. The views keep the paper's operations, except that
-    flips are off (digits are not mirror-symmetric) and crops keep at least 30% of the digit.
+    Sizes are ours, chosen for two CPU cores: a width-16 ResNet-18, 512-wide heads, batch 64,
+    16 px crops of the 32 px digits, 50 epochs. The views keep the paper's operations, except
+    that flips are off (digits are not mirror-symmetric) and crops keep at least 70% of the
+    image: on 8x8 digits smaller crops cut away the strokes that tell digits apart. Measured
+    here (k-NN top-1, k=20; the random encoder scores 93.3%): crop scale 0.3 / 0.5 / 0.7 gave
+    89% / 94% / 96% mid-run; with crops of 0.7, tau_base 0.99 over 30 / 40 epochs ended at
+    92.4% / 90.4%, tau_base 0.98 over 50 epochs at 94.9% and over 80 at 94.2%, 0.97 over 60 at
+    94.9%. A faster-moving target suits a run this short.
     """
     config = Config()
     config.model.backbone = "small_resnet18_w16"
     config.model.projector_hidden_dim = 512
     config.model.predictor_hidden_dim = 512
     config.model.projection_dim = 128
-    config.augment = small_image_augment_config(24)
+    config.augment = small_image_augment_config(16)
     for view in (config.augment.view1, config.augment.view2):
         view.flip_prob = 0.0
-        view.crop_scale_min = 0.3
+        view.crop_scale_min = 0.7
     config.optim.optimizer = "lars"
     config.optim.base_learning_rate = 1.0
     config.optim.lars_eta = 0.02
+    config.optim.lars_trust_clip = True
     config.optim.weight_decay = 1e-5
-    config.optim.batch_size = 128
+    config.optim.batch_size = 64
     config.optim.warmup_epochs = 2
-    config.target.tau_base = 0.99
-    config.train.epochs = 15
-    config.train.checkpoint_every_epochs = 5
+    config.target.tau_base = 0.98
+    config.train.epochs = 50
+    config.train.checkpoint_every_epochs = 10
     config.data.source = "digits"
     config.data.val_source = "digits"
-    config.monitor.knn_every_epochs = 5
+    config.monitor.knn_every_epochs = 10
     config.monitor.knn_k = 20
     return config
 
