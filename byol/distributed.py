@@ -45,14 +45,23 @@ class _AllReduceSum(torch.autograd.Function):
         return total
 
 
+def _gather_rows(local: Tensor) -> Tensor:
+    """(W, K): row r is process r's ``local`` (K,), differentiably (an all-reduce of rows that
+    are zero except this process's own, whose gradient reaches ``local``)."""
+    world, rank = dist.get_world_size(), dist.get_rank()
+    rows = [local.new_zeros(local.shape) for _ in range(world)]
+    rows[rank] = local
+    return _AllReduceSum.apply(torch.stack(rows))
+
+
 class GlobalBatchNorm(_BatchNorm):
     """BatchNorm whose training statistics cover the batches of all processes together.
 
     Input ``(N, C)``, ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)``, as
-    ``BatchNorm1d/2d/3d``. In training with more than one process, each process all-reduces
-    its per-channel count, sum and sum of squares (one differentiable collective per layer),
-    normalises with the global mean and biased variance, and moves the running statistics with
-    the unbiased global variance, exactly as BatchNorm over the concatenated batches would.
+    ``BatchNorm1d/2d/3d``. In training with more than one process, the processes exchange
+    their per-channel count, mean and sum of squared deviations (one differentiable all-reduce
+    per layer), normalise with the global mean and biased variance, and move the running
+    statistics with the unbiased global variance, as BatchNorm over the concatenated batches.
     Otherwise (one process, or evaluation) it is plain BatchNorm. Parameters and buffers are
     those of BatchNorm, so state dicts are interchangeable.
     """
@@ -69,27 +78,26 @@ class GlobalBatchNorm(_BatchNorm):
         dims = [0, *range(2, input.dim())]
         shape = [1, channels] + [1] * (input.dim() - 2)
         x = input.float()
-        # Sums around a shift that every process shares (the running mean, identical on all
-        # ranks) keep E[x^2] - E[x]^2 from cancelling when the mean is large against the spread.
-        shift = (
-            self.running_mean.detach().float()
-            if self.running_mean is not None
-            else torch.zeros(channels, device=x.device)
-        )
-        centred = x - shift.view(shape)
-        count = torch.full((1,), float(x.numel() // channels), device=x.device)
-        local = torch.cat([centred.sum(dims), centred.square().sum(dims), count])
-        total = _AllReduceSum.apply(local)
-        n = total[-1]
-        shifted_mean = total[:channels] / n
-        variance = (total[channels : 2 * channels] / n - shifted_mean.square()).clamp(min=0.0)
-        mean = shifted_mean + shift
+        # Per process: count, mean and sum of squared deviations (two passes, float64 sums),
+        # gathered from all processes and combined exactly (Chan et al., 1979); this keeps the
+        # variance accurate when the mean is large against the spread, where E[x^2] - E[x]^2
+        # would cancel.
+        count = x.numel() // channels
+        local_mean = x.sum(dims, dtype=torch.float64) / count
+        deviations = x - local_mean.float().view(shape)
+        local_m2 = deviations.square().sum(dims, dtype=torch.float64)
+        rows = _gather_rows(torch.cat([local_mean.new_full((1,), count), local_mean, local_m2]))
+        counts, means, m2s = rows[:, :1], rows[:, 1 : channels + 1], rows[:, channels + 1 :]
+        n = counts.sum()
+        mean64 = (counts * means).sum(0) / n
+        variance64 = (m2s.sum(0) + (counts * (means - mean64).square()).sum(0)) / n
+        mean, variance = mean64.float(), variance64.float()
         running_mean, running_var = self.running_mean, self.running_var
         if self.track_running_stats and running_mean is not None and running_var is not None:
             with torch.no_grad():
                 factor = self._running_stats_factor()
                 # BatchNorm keeps the unbiased variance (Bessel's correction over all n values).
-                unbiased = variance * n / (n - 1).clamp(min=1.0)
+                unbiased = (variance64 * n / (n - 1).clamp(min=1.0)).float()
                 running_mean.lerp_(mean.to(running_mean.dtype), factor)
                 running_var.lerp_(unbiased.to(running_var.dtype), factor)
         scale = torch.rsqrt(variance + self.eps)

@@ -232,3 +232,14 @@ def export(arguments: argparse.Namespace) -> int:
 def report(arguments: argparse.Namespace) -> int:
     print(write_report(arguments.run_dir))
     return 0
+
+
+def shard(arguments: argparse.Namespace) -> int:
+    from byol.data.shards import write_shards
+
+    source = load_images(
+        arguments.data, arguments.split, arguments.cache_dir, max_images=arguments.max_images
+    )
+    shards = write_shards(source, arguments.out, arguments.images_per_shard)
+    print(f"wrote {shards.num_images} images in {len(shards.files)} shards to {shards.root}")
+    return 0

@@ -97,6 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("run_dir", help="run folder")
     report.set_defaults(handler=commands.report)
+
+    shard = sub.add_parser(
+        "shard",
+        help="write a dataset as WebDataset-style tar shards, for streaming",
+        formatter_class=formatter,
+        description="Write DATA as tar shards (NNNNNN.jpg + NNNNNN.cls per image, the files' "
+        "own bytes) and shards.json into --out; then train with: byol train OUT_FOLDER.",
+    )
+    shard.add_argument("data", help="image folder, 'cifar10' or 'digits'")
+    shard.add_argument("--out", required=True, help="output folder for the shards")
+    shard.add_argument("--images-per-shard", type=int, default=1000, help="images per tar")
+    shard.add_argument("--split", choices=("train", "test"), default="train")
+    shard.add_argument("--max-images", type=int, help="class-balanced subset")
+    shard.add_argument(
+        "--cache-dir", default="~/.cache/byol", help="where named datasets are unpacked"
+    )
+    shard.set_defaults(handler=commands.shard)
     return parser
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import torch
@@ -30,6 +31,7 @@ from byol.augment import BatchedTwoViews, ReferenceTwoViews
 from byol.config import AugmentConfig, Config
 from byol.data.registry import ImageSource, load_images
 from byol.data.sampler import EpochSampler
+from byol.data.shards import ShardSet, ShardStream, is_shard_folder, read_shard_set
 
 # Cap on the uint8 cache the ``auto`` backend keeps in memory (ImageNet at 256 px is ~250 GB).
 AUTO_CACHE_LIMIT_BYTES = 8 * 1024**3
@@ -174,8 +176,53 @@ class LoaderViewSource:
             )
 
 
-def training_source(config: Config, progress: bool = True) -> ImageSource:
-    """The training split named by ``config.data``."""
+@dataclass
+class ShardViewSource:
+    """Views streamed from tar shards (:class:`~byol.data.shards.ShardStream`), for data that
+    does not fit on one disk; workers decode and augment as in :class:`LoaderViewSource`."""
+
+    stream: ShardStream
+    device: torch.device
+    num_workers: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def num_images(self) -> int:
+        return self.stream.shards.num_images
+
+    @property
+    def batch_size(self) -> int:
+        return self.stream.local_batch_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.stream.batches_per_epoch
+
+    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        self.stream.set_epoch(epoch, start_batch)
+        loader = torch.utils.data.DataLoader(
+            self.stream,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=True,
+        )
+        for view_1, view_2 in loader:
+            yield (
+                view_1.to(self.device, non_blocking=True),
+                view_2.to(self.device, non_blocking=True),
+            )
+
+
+def training_source(config: Config, progress: bool = True) -> ImageSource | ShardSet:
+    """The training split named by ``config.data``: images, or a folder of tar shards."""
+    if is_shard_folder(config.data.source):
+        if config.data.max_images is not None:
+            raise ValueError(
+                f"data.max_images={config.data.max_images} does not apply to the shard folder "
+                f"{config.data.source}; write a subset with byol shard DATA --max-images N"
+            )
+        return read_shard_set(config.data.source)
     return load_images(
         config.data.source,
         "train",
@@ -188,8 +235,10 @@ def training_source(config: Config, progress: bool = True) -> ImageSource:
     )
 
 
-def build_view_source(config: Config, fabric: Fabric, source: ImageSource) -> ViewSource:
+def build_view_source(config: Config, fabric: Fabric, source: ImageSource | ShardSet) -> ViewSource:
     """The engine's data for this process, on ``fabric.device``, from the resolved ``source``."""
+    if isinstance(source, ShardSet):
+        return build_shard_view_source(config, fabric, source)
     backend = config.augment.backend
     if backend == "auto":
         backend = "batched" if source.cache_bytes <= AUTO_CACHE_LIMIT_BYTES else "per_image"
@@ -223,6 +272,32 @@ def build_view_source(config: Config, fabric: Fabric, source: ImageSource) -> Vi
         world_size=fabric.world_size,
     )
     return LoaderViewSource(dataset, sampler, fabric.device, config.data.num_workers)
+
+
+def build_shard_view_source(config: Config, fabric: Fabric, shards: ShardSet) -> ShardViewSource:
+    """Stream ``shards``: this rank's share, per-image views seeded by (seed, epoch, index)."""
+    if config.augment.backend == "batched":
+        raise ValueError(
+            "augment.backend=batched needs the images in memory, but shards are streamed; "
+            "use augment.backend=auto or per_image"
+        )
+    check_batch_size(config.optim.batch_size, shards.num_images)
+    if config.optim.batch_size % fabric.world_size:
+        raise ValueError(
+            f"optim.batch_size={config.optim.batch_size} is not divisible by the "
+            f"{fabric.world_size} processes; pick a multiple of the number of processes"
+        )
+    stream = ShardStream(
+        shards,
+        ReferenceTwoViews(config.augment),
+        partial(batch_seed, config.train.seed),
+        local_batch_size=config.optim.batch_size // fabric.world_size,
+        rank=fabric.global_rank,
+        world_size=fabric.world_size,
+        num_workers=config.data.num_workers,
+        seed=config.train.seed,
+    )
+    return ShardViewSource(stream, fabric.device, config.data.num_workers)
 
 
 def check_batch_size(batch_size: int, num_images: int, num_skipped: int = 0) -> None:

@@ -6,7 +6,10 @@ run on two processes (16 images each) must follow the single-process run step fo
 batches, same views, BatchNorm over the global batch, the same learning rate. Processes are
 single-threaded so that float sums do not depend on the thread count, and the learning rate is
 low so that float rounding differences (the gradient all-reduce sums in another order) stay at
-rounding level for the few steps compared instead of being amplified by LARS.
+rounding level for the few steps compared. The optimiser is pinned (LARS without the trust
+clip): with the clip, or with plain SGD, the first steps of this tiny network amplify rounding
+so much that one process on two threads instead of one already moves the loss by 1e-3 within
+four steps, which would hide what these tests check.
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ FLAGS = [
     "--model.projection_dim", "32",
     "--augment.image_size", "16",
     "--optim.batch_size", "32",
+    "--optim.optimizer", "lars",
     "--optim.base_learning_rate", "0.02",
+    "--optim.lars_eta", "0.02",
+    "--optim.lars_trust_clip", "false",
+    "--optim.weight_decay", "1e-5",
     "--optim.warmup_epochs", "0.5",
     "--data.max_images", "128",
     "--data.num_workers", "0",
@@ -124,13 +131,15 @@ def _assert_same_trajectory(a: Path, b: Path, steps: list[int]) -> None:
 
 
 def _assert_same_weights(a: Path, b: Path, skip_batchnorm_buffers: bool = False) -> None:
+    """Equal up to rounding: after 8 steps the runs measured here differ by < 1e-4 (rtol 1e-4
+    on running variances), where unsynchronised BatchNorm moves weights by > 1e-2."""
     weights_a, weights_b = _weights(a), _weights(b)
     assert weights_a.keys() == weights_b.keys()
     buffers = ("running_mean", "running_var", "num_batches_tracked")
     for key, tensor in weights_a.items():
         if skip_batchnorm_buffers and key.endswith(buffers):
             continue
-        torch.testing.assert_close(weights_b[key], tensor, atol=5e-4, rtol=0, msg=key)
+        torch.testing.assert_close(weights_b[key], tensor, atol=2e-4, rtol=1e-4, msg=key)
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +196,25 @@ def test_accumulation_normalises_micro_batches_as_unsynchronised_processes(
     # And per-micro-batch statistics are not those of the global batch.
     first_full, first_accumulated = _metrics(runs["one"])[1], _metrics(accumulated)[1]
     assert abs(first_full["loss"] - first_accumulated["loss"]) > 1e-3
+    # Synchronisation matters far beyond the tolerance of the comparisons above.
+    synchronised, unsynchronised_weights = _weights(runs["one"]), _weights(unsynchronised)
+    gap = max(
+        float((tensor - unsynchronised_weights[key]).abs().max())
+        for key, tensor in synchronised.items()
+        if tensor.is_floating_point() and not key.endswith(("running_mean", "running_var"))
+    )
+    assert gap > 5e-3
+
+
+def test_two_processes_with_two_workers_each_stream_tar_shards(runs: dict[str, Path]) -> None:
+    root = runs["one"].parent
+    shards = root / "shards"
+    sizes = ["--images-per-shard", "16", "--max-images", "128"]
+    command = [sys.executable, "-m", "byol.cli.main", "shard", "digits", "--out", str(shards)]
+    subprocess.run([*command, *sizes], check=True, env=_environment(), capture_output=True)
+    # 8 shards: 2 per data worker of each process; 32 images per worker = 2 batches of 16.
+    flags = [str(shards), *FLAGS[1:], "--data.max_images", "null", "--data.num_workers", "2"]
+    flags += ["--train.output_dir", str(root), "--train.run_name", "streamed"]
+    flags += ["--data.cache_dir", str(root / "cache"), "--train.epochs", "1"]
+    _byol_train(*flags, devices=2, cwd=root)
+    assert sorted(_metrics(root / "streamed")) == list(range(1, STEPS_PER_EPOCH + 1))
