@@ -58,3 +58,28 @@ def test_export_and_report(run_dir: Path, tmp_path: Path) -> None:
     assert all(torch.isfinite(t).all() for t in weights.values())
     assert main(["report", str(run_dir)]) == 0
     assert (run_dir / "report.html").stat().st_size > 1000
+
+
+def test_quickstart_main_job_prints_trained_and_random_knn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The README's main job (`byol train` with the digits preset), reduced to 2 epochs.
+    flags = [
+        "--model.backbone",
+        "small_resnet18_w8",
+        "--train.epochs",
+        "2",
+        "--monitor.knn_every_epochs",
+        "2",
+        "--no-progress",
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--train.output_dir",
+        str(tmp_path),
+    ]
+    assert main(["train", *flags]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.startswith("k-NN top-1"))
+    trained, random = (float(part.split()[-1].rstrip("%")) for part in line.split("|"))
+    assert 10.0 < trained <= 100.0 and 10.0 < random <= 100.0
+    assert "report:" in out
