@@ -160,20 +160,9 @@ class LoaderViewSource:
     def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         self.sampler.set_epoch(epoch, start_batch)
         self.dataset.epoch = epoch
-        loader = torch.utils.data.DataLoader(
-            self.dataset,
-            batch_size=self.batch_size,
-            sampler=self.sampler,
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
-            drop_last=True,
+        yield from _worker_views(
+            self.dataset, self.batch_size, self.num_workers, self.device, sampler=self.sampler
         )
-        for view_1, view_2 in loader:
-            yield (
-                view_1.to(self.device, non_blocking=True),
-                view_2.to(self.device, non_blocking=True),
-            )
 
 
 @dataclass
@@ -200,18 +189,27 @@ class ShardViewSource:
 
     def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         self.stream.set_epoch(epoch, start_batch)
-        loader = torch.utils.data.DataLoader(
-            self.stream,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",
-            drop_last=True,
-        )
-        for view_1, view_2 in loader:
-            yield (
-                view_1.to(self.device, non_blocking=True),
-                view_2.to(self.device, non_blocking=True),
-            )
+        yield from _worker_views(self.stream, self.batch_size, self.num_workers, self.device)
+
+
+def _worker_views(
+    dataset: torch.utils.data.Dataset[tuple[Tensor, Tensor]],
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
+    sampler: EpochSampler | None = None,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Batches of views made by DataLoader workers, moved to ``device`` (pinned on CUDA)."""
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        drop_last=True,
+    )
+    for view_1, view_2 in loader:
+        yield view_1.to(device, non_blocking=True), view_2.to(device, non_blocking=True)
 
 
 def training_source(config: Config, progress: bool = True) -> ImageSource | ShardSet:
