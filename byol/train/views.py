@@ -67,8 +67,22 @@ def batch_seed(seed: int, epoch: int, batch: int) -> int:
     return (mixed * 4_099) % (2**63 - 1)
 
 
+class _SamplerBatches:
+    """Batch size and epoch length of a view source that draws its batches from a sampler."""
+
+    sampler: EpochSampler
+
+    @property
+    def batch_size(self) -> int:
+        return self.sampler.local_batch_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.sampler.batches_per_epoch
+
+
 @dataclass
-class CachedViewSource:
+class CachedViewSource(_SamplerBatches):
     """uint8 cache + epoch sampler + batched augmentation on ``device``."""
 
     images: Tensor  # uint8 (N, 3, S, S), on the device when it fits there, else pinned CPU
@@ -81,14 +95,6 @@ class CachedViewSource:
     @property
     def num_images(self) -> int:
         return int(self.images.shape[0])
-
-    @property
-    def batch_size(self) -> int:
-        return self.sampler.local_batch_size
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.sampler.batches_per_epoch
 
     def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         generator = torch.Generator(device=self.device)
@@ -131,7 +137,7 @@ class _SeededTwoViews(torch.utils.data.Dataset[tuple[Tensor, Tensor]]):
 
 
 @dataclass
-class LoaderViewSource:
+class LoaderViewSource(_SamplerBatches):
     """DataLoader with workers and pinned memory, for datasets that do not fit in memory."""
 
     dataset: _SeededTwoViews
@@ -148,14 +154,6 @@ class LoaderViewSource:
         """Files found unreadable when the dataset was built (a file that fails later, in a
         worker, is replaced by the next image and reported there)."""
         return list(getattr(self.dataset.dataset, "skipped", []))
-
-    @property
-    def batch_size(self) -> int:
-        return self.sampler.local_batch_size
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.sampler.batches_per_epoch
 
     def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         self.sampler.set_epoch(epoch, start_batch)

@@ -10,19 +10,9 @@ import pytest
 import torch
 
 from byol.eval.report import Series, read_metrics, retrieval_grid_html, svg_line_plot, write_report
+from byol.train.run_log import METRIC_COLUMNS
 
-COLUMNS = [
-    "step",
-    "epoch",
-    "loss",
-    "lr",
-    "tau",
-    "projection_std",
-    "effective_rank",
-    "images_per_second",
-    "knn_top1",
-    "knn_top5",
-]
+COLUMNS = list(METRIC_COLUMNS)
 CONFIG = "model:\n  backbone: resnet18\n  projection_dim: 256\ntarget:\n  tau_base: 0.99\n"
 
 
