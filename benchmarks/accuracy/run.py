@@ -99,12 +99,21 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, help="wall-clock training budget")
     parser.add_argument("--out", required=True)
     parser.add_argument("--set", nargs="*", default=[], help="config overrides key=value")
+    parser.add_argument(
+        "--knn-every", type=int, default=0, help="k-NN monitor every N epochs during training"
+    )
+    parser.add_argument(
+        "--eval-checkpoints",
+        action="store_true",
+        help="also evaluate every epoch checkpoint (k-NN and linear per checkpoint)",
+    )
     arguments = parser.parse_args()
     out = Path(arguments.out)
     out.mkdir(parents=True, exist_ok=True)
     config = preset(arguments.preset)
     apply_dotted(config, {k: parse_scalar(v) for k, v in (s.split("=", 1) for s in arguments.set)})
-    config.monitor.knn_every_epochs = 0
+    # Off by default so that train_seconds times training alone.
+    config.monitor.knn_every_epochs = arguments.knn_every
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     if arguments.minutes is not None:
@@ -125,6 +134,12 @@ def main() -> None:
     encoder, _ = load_encoder_from_checkpoint(result.checkpoint)
     figures = evaluate(config, encoder.to(device), device)
     print("BYOL encoder:", figures, flush=True)
+    per_checkpoint = {}
+    if arguments.eval_checkpoints:
+        for path in sorted((result.run_dir / "checkpoints").glob("epoch-*.pt")):
+            encoder, _ = load_encoder_from_checkpoint(path)
+            per_checkpoint[path.stem] = evaluate(config, encoder.to(device), device)
+            print(path.stem, per_checkpoint[path.stem], flush=True)
     record = {
         "command": "python " + " ".join(sys.argv),
         "commit": commit(),
@@ -137,6 +152,7 @@ def main() -> None:
         "train_seconds": round(train_seconds, 1),
         "byol": figures,
         "random_init": baseline,
+        "per_checkpoint": per_checkpoint,
         "data": "CIFAR-10 JPEG copy (shared/data/cifar10-jpg.tar.gz), 50k train / 10k test",
     }
     (out / "result.json").write_text(json.dumps(record, indent=2))
