@@ -184,6 +184,9 @@ class TrainConfig:
     ``checkpoint_every_epochs``: write ``checkpoints/epoch-NNNN.pt`` (and ``last.pt``).
     ``checkpoint_every_steps``: also refresh ``last.pt`` every so many steps inside an epoch, so
     a crash loses at most that many steps (None: only at epoch ends).
+    ``compile``: ``torch.compile`` the model and, on the batched data path, the augmentation
+    (off: compiling takes a minute or more, which pays off on GPUs, where the eager 32 px
+    pipeline is bound by kernel launches).
     ``nonfinite``: what a step with a non-finite loss does: ``stop`` the run (noticed at the
     next log step or checkpoint, which is never written) or ``skip`` the step (its gradients
     are zeroed on the device and the skipped steps counted in the log).

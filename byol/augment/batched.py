@@ -93,7 +93,7 @@ class ViewParams:
     def cat(params: Sequence[ViewParams]) -> ViewParams:
         """Concatenate the parameters of several batches along the batch dimension."""
         return ViewParams(
-            **{f.name: torch.cat([getattr(p, f.name) for p in params]) for f in fields(ViewParams)}
+            **{f.name: torch.cat([getattr(p, f.name) for p in params]) for f in fields(params[0])}
         )
 
 

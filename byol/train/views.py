@@ -17,7 +17,7 @@ image do not depend on how many processes share the global batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from lightning.fabric import Fabric
 from torch import Tensor
 
-from byol.augment import BatchedTwoViews, ReferenceTwoViews
+from byol.augment import BatchedTwoViews, ReferenceTwoViews, TwoViewParams
 from byol.config import AugmentConfig, Config
 from byol.data.registry import ImageSource, load_images
 from byol.data.sampler import EpochSampler
@@ -91,6 +91,8 @@ class CachedViewSource(_SamplerBatches):
     device: torch.device
     seed: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # ``augment.apply_params`` itself, or its ``torch.compile``d version (``train.compile``).
+    apply_views: Callable[[Tensor, TwoViewParams], tuple[Tensor, Tensor]] | None = None
 
     @property
     def num_images(self) -> int:
@@ -98,6 +100,7 @@ class CachedViewSource(_SamplerBatches):
 
     def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         generator = torch.Generator(device=self.device)
+        apply_views = self.apply_views or self.augment.apply_params
         height, width = self.images.shape[-2:]
         # This rank's rows of the global batch (EpochSampler's layout: rank r, slice r).
         first = self.sampler.rank * self.batch_size
@@ -112,7 +115,7 @@ class CachedViewSource(_SamplerBatches):
             params = self.augment.sample_params(
                 self.sampler.global_batch_size, height, width, self.device, generator
             )
-            yield self.augment.apply_params(batch, params.slice(*rows))
+            yield apply_views(batch, params.slice(*rows))
 
 
 class _SeededTwoViews(torch.utils.data.Dataset[tuple[Tensor, Tensor]]):
@@ -252,9 +255,24 @@ def build_view_source(config: Config, fabric: Fabric, source: ImageSource | Shar
         images = cache.images
         if fabric.device.type == "cuda":
             images = images.to(fabric.device)  # a CIFAR-sized cache is 150 MB of GPU memory
-        augment = BatchedTwoViews(config.augment).to(fabric.device)
+        # Compiled, every masked operation runs on the whole batch through torch.where: the
+        # subset path's data-dependent shapes would break the graph.
+        subset_ops = False if config.train.compile else None
+        augment = BatchedTwoViews(config.augment, subset_ops=subset_ops).to(fabric.device)
+        apply_views = augment.apply_params
+        if config.train.compile:
+            # At 32 px the eager pipeline is bound by kernel launches on a GPU (about 450 per
+            # batch); compiled, its elementwise chain fuses into a few kernels. Every batch has
+            # the same shape (the sampler drops the last partial one), so it compiles once.
+            apply_views = torch.compile(augment.apply_params, fullgraph=True)
         return CachedViewSource(
-            images, sampler, augment, fabric.device, config.train.seed, list(cache.skipped)
+            images,
+            sampler,
+            augment,
+            fabric.device,
+            config.train.seed,
+            list(cache.skipped),
+            apply_views=apply_views,
         )
     dataset = _SeededTwoViews(
         source.dataset(), ReferenceTwoViews(config.augment), config.train.seed
