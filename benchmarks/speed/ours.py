@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -50,10 +50,16 @@ class BatchedPipeline:
     """uint8 cache + :class:`BatchedTwoViews`; the cache is built (or mapped) once in
     :meth:`prepare`, outside every timed block, and its build time is reported separately."""
 
-    def __init__(self, spec: BenchSpec, channels_last: bool) -> None:
+    def __init__(self, spec: BenchSpec, channels_last: bool, compiled: bool = False) -> None:
         self.spec = spec
         self.channels_last = channels_last
-        self.augment = BatchedTwoViews(AugmentConfig(image_size=spec.image_size)).to(spec.device)
+        # Compiled: masked operations through torch.where (no data-dependent shapes), fused.
+        self.augment = BatchedTwoViews(
+            AugmentConfig(image_size=spec.image_size), subset_ops=False if compiled else None
+        ).to(spec.device)
+        self.apply_views: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = (
+            torch.compile(self.augment, fullgraph=True) if compiled else self.augment
+        )
         self.cache: ImageCache | None = None
         self.images: torch.Tensor | None = None
 
@@ -87,7 +93,7 @@ class BatchedPipeline:
             self.images, self.spec.batch_size, self.spec.device, self.spec.seed + 2
         )
         for images in batches:
-            view_1, view_2 = self.augment(images)
+            view_1, view_2 = self.apply_views(images)
             if self.channels_last:
                 view_1 = view_1.contiguous(memory_format=torch.channels_last)
                 view_2 = view_2.contiguous(memory_format=torch.channels_last)
@@ -104,8 +110,10 @@ def reference_stream(spec: BenchSpec, channels_last: bool, source: DataSource) -
     return endless(loader(dataset, spec), spec, channels_last)
 
 
-def build_ours(spec: BenchSpec, fast: bool) -> Implementation:
-    """Our model, LARS and train step; ``fast``: channels_last + bf16 autocast."""
+def build_ours(spec: BenchSpec, fast: bool, compiled: bool = False) -> Implementation:
+    """Our model, LARS and train step; ``fast``: channels_last + bf16 autocast; ``compiled``:
+    also ``torch.compile`` the model and the augmentation (``train.compile=true``), compiled
+    during the warm-up steps and batches, outside the timed ones."""
     torch.manual_seed(spec.seed)
     backbone = build_backbone(spec.backbone, spec.cifar_stem)
     model = BYOL(
@@ -121,10 +129,12 @@ def build_ours(spec: BenchSpec, fast: bool) -> Implementation:
     learning_rate = optim_config.base_learning_rate * spec.batch_size / 256.0
     autocast_dtype = torch.bfloat16 if fast else None
 
+    forward = torch.compile(model) if compiled else model
+
     def step(batch: Batch) -> None:
         view_1, view_2 = batch
         training_step(
-            model,
+            forward,
             model,
             optimizer,
             view_1,
@@ -134,13 +144,15 @@ def build_ours(spec: BenchSpec, fast: bool) -> Implementation:
             autocast_dtype=autocast_dtype,
         )
 
-    pipeline = BatchedPipeline(spec, channels_last=fast)
+    pipeline = BatchedPipeline(spec, channels_last=fast, compiled=compiled)
     precision = "bf16 autocast + channels_last" if fast else "fp32"
+    if compiled:
+        precision += " + torch.compile"
     return Implementation(
-        key="ours-fast" if fast else "ours-fp32",
+        key=("ours-compiled" if compiled else "ours-fast") if fast else "ours-fp32",
         label="byol (ours)",
         precision=precision,
-        pipeline="uint8 cache + BatchedTwoViews on device",
+        pipeline="uint8 cache + BatchedTwoViews on device" + (" (compiled)" if compiled else ""),
         package=package_version("byol"),
         synthetic=lambda: random_views(spec, 2, channels_last=fast),
         step=step,

@@ -31,8 +31,15 @@ from benchmarks.speed.report import Row, checks, machine_info, results_table, wr
 from benchmarks.speed.timing import StepTimer, Timings, step_flops, time_blocks
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
-ALL_KEYS = ("ours-fp32", "ours-fast", "ours-fast-per-image", "lightly", "byol-pytorch")
-QUICK_E2E = ("ours-fast", "ours-fast-per-image", "lightly", "byol-pytorch")
+ALL_KEYS = (
+    "ours-fp32",
+    "ours-fast",
+    "ours-compiled",
+    "ours-fast-per-image",
+    "lightly",
+    "byol-pytorch",
+)
+QUICK_E2E = ("ours-fast", "ours-compiled", "ours-fast-per-image", "lightly", "byol-pytorch")
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,8 @@ def build_implementations(spec: BenchSpec, keys: Sequence[str]) -> list[Implemen
             impls.append(fast)
         if "ours-fast-per-image" in keys:
             impls.append(build_ours_reference(spec, fast))
+    if "ours-compiled" in keys:
+        impls.append(build_ours(spec, fast=True, compiled=True))
     if "lightly" in keys:
         if peer_lightly.available():
             impls.append(peer_lightly.build_lightly(spec))

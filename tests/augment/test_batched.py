@@ -146,6 +146,20 @@ def test_subset_and_where_modes_agree() -> None:
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
+def test_compiled_pipeline_equals_eager() -> None:
+    """``train.compile`` compiles ``apply_params`` whole (fullgraph): no graph break may creep in."""
+    config = AugmentConfig(image_size=16, view1=BUSY_VIEW, view2=BUSY_VIEW)
+    augment = BatchedTwoViews(config, subset_ops=False)
+    compiled = torch.compile(augment.apply_params, fullgraph=True)
+    images = _uint8_images(8, 20, 20)
+    for seed in (4, 5):  # new parameters, same shapes: no recompilation needed, same results
+        params = augment.sample_params(8, 20, 20, generator=torch.Generator().manual_seed(seed))
+        for a, b in zip(
+            compiled(images, params), augment.apply_params(images, params), strict=True
+        ):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
 def test_paper_rates_of_blur_solarize_flip_jitter_grayscale() -> None:
     # [paper] Table 6: blur 1.0 / 0.1, solarize 0.0 / 0.2; both: flip 0.5, jitter 0.8, gray 0.2.
     augment = BatchedTwoViews(AugmentConfig(image_size=32))
