@@ -54,7 +54,11 @@ def commit() -> str:
 def evaluate(config, encoder: torch.nn.Module, device: torch.device) -> dict[str, float]:  # type: ignore[no-untyped-def]
     validator = KNNValidator(config, device, source=config.data.val_source or "cifar10")
     knn = validator.evaluate(encoder)
-    assert knn is not None
+    if knn is None:
+        raise ValueError(
+            f"no labelled split to evaluate on for data.val_source={config.data.val_source!r}; "
+            "set it to a labelled dataset such as cifar10"
+        )
     feats = {}
     for name, cache in (("train", validator.bank), ("test", validator.queries)):
         feats[name] = extract_features(
