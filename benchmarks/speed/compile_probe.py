@@ -17,17 +17,13 @@ import time
 
 import torch
 
+from benchmarks.speed.timing import synchronize
 from byol.augment import BatchedTwoViews, small_image_augment_config
 from byol.backbones import build_backbone
 from byol.config import OptimConfig
 from byol.model import BYOL
 from byol.optim import build_optimizer
 from byol.train.step import training_step
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure(mode: str, images: torch.Tensor, arguments: argparse.Namespace) -> dict[str, object]:
@@ -37,8 +33,7 @@ def measure(mode: str, images: torch.Tensor, arguments: argparse.Namespace) -> d
     model = BYOL(build_backbone("resnet18", cifar_stem=True)).to(device)
     model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model.online, OptimConfig(batch_size=batch))
-    subset_ops = False if "augment" in mode else None  # compiled: no data-dependent shapes
-    augment = BatchedTwoViews(small_image_augment_config(32), subset_ops=subset_ops).to(device)
+    augment = BatchedTwoViews(small_image_augment_config(32)).to(device)
     apply_views = augment.apply_params
     forward = model
     if "augment" in mode:
@@ -47,10 +42,12 @@ def measure(mode: str, images: torch.Tensor, arguments: argparse.Namespace) -> d
         forward = torch.compile(model)
     generator = torch.Generator(device=device).manual_seed(0)
 
-    def one_step() -> None:
+    def views() -> tuple[torch.Tensor, torch.Tensor]:
         rows = torch.randint(0, images.shape[0], (batch,), device=device, generator=generator)
-        params = augment.sample_params(batch, 32, 32, device, generator)
-        view_1, view_2 = apply_views(images[rows], params)
+        return apply_views(images[rows], augment.sample_params(batch, 32, 32, device, generator))
+
+    def one_step() -> None:
+        view_1, view_2 = views()
         training_step(
             forward,
             model,
@@ -74,8 +71,7 @@ def measure(mode: str, images: torch.Tensor, arguments: argparse.Namespace) -> d
     seconds = time.perf_counter() - start
     augment_start = time.perf_counter()
     for _ in range(arguments.steps):
-        rows = torch.randint(0, images.shape[0], (batch,), device=device, generator=generator)
-        apply_views(images[rows], augment.sample_params(batch, 32, 32, device, generator))
+        views()
     synchronize(device)
     augment_seconds = time.perf_counter() - augment_start
     record = {

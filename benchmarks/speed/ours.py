@@ -53,10 +53,7 @@ class BatchedPipeline:
     def __init__(self, spec: BenchSpec, channels_last: bool, compiled: bool = False) -> None:
         self.spec = spec
         self.channels_last = channels_last
-        # Compiled: masked operations through torch.where (no data-dependent shapes), fused.
-        self.augment = BatchedTwoViews(
-            AugmentConfig(image_size=spec.image_size), subset_ops=False if compiled else None
-        ).to(spec.device)
+        self.augment = BatchedTwoViews(AugmentConfig(image_size=spec.image_size)).to(spec.device)
         self.apply_views: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = (
             torch.compile(self.augment, fullgraph=True) if compiled else self.augment
         )

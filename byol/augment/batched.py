@@ -17,7 +17,9 @@ testable.
 Masked operations: an operation that only some images receive (blur with p = 0.1, say) runs
 on the selected images only when the batch is on the CPU, where finding them is free; on an
 accelerator it runs on the whole batch and ``torch.where`` keeps the selected results, so the
-host never waits for the device (no ``nonzero``/``.item()`` synchronisation).
+host never waits for the device (no ``nonzero``/``.item()`` synchronisation). Under
+``torch.compile`` it always takes the ``torch.where`` form, whose shapes do not depend on the
+data, so ``torch.compile(augment.apply_params, fullgraph=True)`` compiles without graph breaks.
 
 Differences from the reference, by design: the crop result stays float32 (the reference
 rounds it to uint8, a difference of at most 0.5/255), and the two views of a batch are
@@ -194,7 +196,8 @@ class BatchedView(torch.nn.Module):
         image_size: side ``S`` of the square crops.
         mean, std: per-channel normalisation applied last.
         subset_ops: run masked operations on the selected images only (True), or on the whole
-            batch with ``torch.where`` (False); None picks True on CPU, False elsewhere.
+            batch with ``torch.where`` (False); None picks True on CPU, False on other devices
+            and under ``torch.compile``.
     """
 
     _mean: torch.Tensor
@@ -306,7 +309,9 @@ class BatchedView(torch.nn.Module):
             raise ValueError(
                 f"params are for {params.batch_size} images but the batch has {images.shape[0]}"
             )
-        subset = images.device.type == "cpu" if self.subset_ops is None else self.subset_ops
+        subset = self.subset_ops
+        if subset is None:
+            subset = images.device.type == "cpu" and not torch.compiler.is_compiling()
         value_scale = 1.0 / 255.0 if images.dtype == torch.uint8 else 1.0
         x = resized_crop(
             images,

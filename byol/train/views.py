@@ -255,10 +255,7 @@ def build_view_source(config: Config, fabric: Fabric, source: ImageSource | Shar
         images = cache.images
         if fabric.device.type == "cuda":
             images = images.to(fabric.device)  # a CIFAR-sized cache is 150 MB of GPU memory
-        # Compiled, every masked operation runs on the whole batch through torch.where: the
-        # subset path's data-dependent shapes would break the graph.
-        subset_ops = False if config.train.compile else None
-        augment = BatchedTwoViews(config.augment, subset_ops=subset_ops).to(fabric.device)
+        augment = BatchedTwoViews(config.augment).to(fabric.device)
         apply_views = augment.apply_params
         if config.train.compile:
             # At 32 px the eager pipeline is bound by kernel launches on a GPU (about 450 per

@@ -149,7 +149,7 @@ def test_subset_and_where_modes_agree() -> None:
 def test_compiled_pipeline_equals_eager() -> None:
     """``train.compile`` compiles ``apply_params`` whole (fullgraph): no graph break may creep in."""
     config = AugmentConfig(image_size=16, view1=BUSY_VIEW, view2=BUSY_VIEW)
-    augment = BatchedTwoViews(config, subset_ops=False)
+    augment = BatchedTwoViews(config)  # on the CPU: subset ops eager, torch.where compiled
     compiled = torch.compile(augment.apply_params, fullgraph=True)
     images = _uint8_images(8, 20, 20)
     for seed in (4, 5):  # new parameters, same shapes: no recompilation needed, same results
