@@ -166,9 +166,14 @@ class MonitorConfig:
 
     k-NN protocol: k=200, temperature 0.1, cosine similarity (Wu et al. 2018; as used by DINO and
     lightly's benchmarks).
+    ``online_classifier``: train a linear classifier on the detached encoder features of view 1
+    while pre-training, when the training images have class labels ([official]
+    ``byol_experiment.py:163-175``); its accuracy on the training views is logged every epoch
+    and on the validation split at every k-NN evaluation. It never changes the encoder.
     """
 
     knn_every_epochs: int = 0
+    online_classifier: bool = True
     knn_k: int = 200
     knn_temperature: float = 0.1
     collapse_std_threshold: float = 0.1

@@ -26,7 +26,9 @@ class BYOLOutput:
     """What one forward pass of :class:`BYOL` returns (B = batch, P = projection size).
 
     ``loss``: scalar, both directions summed, averaged over the batch ([official]
-    ``byol_experiment.py:243-250``). ``online_projection_*``: z_theta, (B, P), used by the
+    ``byol_experiment.py:243-250``). ``online_representation_1``: y_theta of view 1, the
+    encoder's (B, D) output, which the online classifier reads (detached) as [official]
+    ``byol_experiment.py:163-175`` does. ``online_projection_*``: z_theta, (B, P), used by the
     collapse monitors. ``online_prediction_*``: q_theta(z_theta), (B, P).
     ``target_projection_*``: z'_xi, (B, P), without gradient.
 
@@ -34,6 +36,7 @@ class BYOLOutput:
     """
 
     loss: Tensor
+    online_representation_1: Tensor
     online_projection_1: Tensor
     online_projection_2: Tensor
     online_prediction_1: Tensor
@@ -52,8 +55,14 @@ class OnlineNetwork(nn.Module):
         self.predictor = predictor
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        projection = self.projector(self.encoder(images))
-        return projection, self.predictor(projection)
+        _, projection, prediction = self.representation_projection_prediction(images)
+        return projection, prediction
+
+    def representation_projection_prediction(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """y_theta (B, D), z_theta (B, P) and q_theta(z_theta) (B, P) of one batch."""
+        representation = self.encoder(images)
+        projection = self.projector(representation)
+        return representation, projection, self.predictor(projection)
 
 
 class TargetNetwork(nn.Module):
@@ -146,7 +155,9 @@ class BYOL(nn.Module):
                 f"the two views have shapes {tuple(view_1.shape)} and {tuple(view_2.shape)}; "
                 "they must be crops of the same images at the same size"
             )
-        projection_1, prediction_1 = self.online(view_1)
+        representation_1, projection_1, prediction_1 = (
+            self.online.representation_projection_prediction(view_1)
+        )
         projection_2, prediction_2 = self.online(view_2)
         with torch.no_grad():
             target_projection_1 = self.target(view_1)
@@ -154,6 +165,7 @@ class BYOL(nn.Module):
         loss = byol_loss(prediction_1, prediction_2, target_projection_1, target_projection_2)
         return BYOLOutput(
             loss=loss,
+            online_representation_1=representation_1,
             online_projection_1=projection_1,
             online_projection_2=projection_2,
             online_prediction_1=prediction_1,

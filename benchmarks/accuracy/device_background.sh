@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# An accuracy run longer than one 10-minute call of the lent GPU (device tool): the run starts in
+# An accuracy run longer than one 10-minute call of a remote GPU session: the run starts in
 # its own process session, which outlives the call while the machine stays warm, and later calls
 # follow it. From the repository root on the GPU machine:
 #

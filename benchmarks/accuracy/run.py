@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from byol.config_io import apply_dotted, parse_scalar
+from byol.eval.baselines import PixelEncoder
 from byol.eval.features import extract_features
 from byol.eval.linear import linear_probe
 from byol.model import build_model
@@ -59,18 +60,7 @@ def evaluate(config, encoder: torch.nn.Module, device: torch.device) -> dict[str
             f"no labelled split to evaluate on for data.val_source={config.data.val_source!r}; "
             "set it to a labelled dataset such as cifar10"
         )
-    feats = {}
-    for name, cache in (("train", validator.bank), ("test", validator.queries)):
-        feats[name] = extract_features(
-            encoder, eval_batches(cache.images, cache.labels, config.augment, 512, device), device
-        )
-    probe = linear_probe(
-        feats["train"].features,
-        feats["train"].labels,
-        feats["test"].features,
-        feats["test"].labels,
-        device=device,
-    )
+    probe = _linear(validator, encoder, config, device)
     return {
         "knn_top1": knn.top1,
         "knn_top5": knn.top5,
@@ -79,9 +69,30 @@ def evaluate(config, encoder: torch.nn.Module, device: torch.device) -> dict[str
     }
 
 
+def raw_pixels(config, device: torch.device) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The raw-pixel baseline (k-NN and linear probe) on the same splits as :func:`evaluate`."""
+    return evaluate(config, PixelEncoder(config.augment.mean, config.augment.std), device)
+
+
+def _linear(validator: KNNValidator, encoder: torch.nn.Module, config, device: torch.device):  # type: ignore[no-untyped-def]
+    feats = {}
+    for name, cache in (("train", validator.bank), ("test", validator.queries)):
+        feats[name] = extract_features(
+            encoder, eval_batches(cache.images, cache.labels, config.augment, 512, device), device
+        )
+    return linear_probe(
+        feats["train"].features,
+        feats["train"].labels,
+        feats["test"].features,
+        feats["test"].labels,
+        device=device,
+    )
+
+
 def epochs_for_budget(arguments: argparse.Namespace, out: Path) -> int:
     """Epochs that fit ``--minutes``, from the steady-state images/s of a 60-step probe run."""
-    probe = preset(arguments.preset)
+    # Throughput of the short-run recipe (heads 1024): a budget on a CPU is a short run.
+    probe = preset(arguments.preset, 10)
     apply_dotted(probe, {k: parse_scalar(v) for k, v in (s.split("=", 1) for s in arguments.set)})
     probe.train.max_steps, probe.train.log_every_steps = 60, 20
     probe.monitor.knn_every_epochs, probe.data.val_source = 0, None
@@ -114,21 +125,22 @@ def main() -> None:
     arguments = parser.parse_args()
     out = Path(arguments.out)
     out.mkdir(parents=True, exist_ok=True)
-    config = preset(arguments.preset)
+    epochs = arguments.epochs
+    if arguments.minutes is not None:
+        epochs = epochs_for_budget(arguments, out)
+    # The preset's recipe follows the run length, as `byol train --train.epochs N` does.
+    config = preset(arguments.preset, epochs)
     apply_dotted(config, {k: parse_scalar(v) for k, v in (s.split("=", 1) for s in arguments.set)})
     # Off by default so that train_seconds times training alone.
     config.monitor.knn_every_epochs = arguments.knn_every
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    if arguments.minutes is not None:
-        config.train.epochs = epochs_for_budget(arguments, out)
-    elif arguments.epochs is not None:
-        config.train.epochs = arguments.epochs
-
     torch.manual_seed(config.train.seed)
     random_encoder = build_model(config.model).online.encoder.to(device)
     baseline = evaluate(config, random_encoder, device)
     print("random encoder:", baseline, flush=True)
+    pixels = raw_pixels(config, device)
+    print("raw pixels:", pixels, flush=True)
 
     started = time.perf_counter()
     result = train(config, progress=True)
@@ -156,6 +168,7 @@ def main() -> None:
         "train_seconds": round(train_seconds, 1),
         "byol": figures,
         "random_init": baseline,
+        "raw_pixels": pixels,
         "per_checkpoint": per_checkpoint,
         "data": "CIFAR-10 JPEG copy (shared/data/cifar10-jpg.tar.gz), 50k train / 10k test",
     }

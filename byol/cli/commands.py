@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -15,12 +16,15 @@ from byol.checkpoint import checkpoint_file
 from byol.cli.config_flags import config_from_arguments, flag_overrides
 from byol.config import Config
 from byol.config_io import apply_dotted
+from byol.data.cache import ImageCache
 from byol.data.registry import load_images
+from byol.eval.baselines import PixelEncoder
 from byol.eval.features import extract_features
-from byol.eval.linear import linear_probe, save_linear_classifier
+from byol.eval.linear import LinearProbeResult, linear_probe, save_linear_classifier
 from byol.eval.report import write_report
 from byol.export.checkpoint import load_encoder_from_checkpoint
 from byol.model import build_model
+from byol.train.engine import TrainResult
 from byol.train.engine import train as run_training
 from byol.train.validation import KNNValidator, load_labelled_splits
 from byol.train.views import eval_batches
@@ -59,19 +63,33 @@ def train(arguments: argparse.Namespace) -> int:
         result = run_training(config, progress=not arguments.no_progress)
         if not result.is_global_zero:  # the other processes of a multi-process run
             return 0
+    print_summary(result, config, time.perf_counter() - started)
+    return 0
+
+
+def print_summary(result: TrainResult, config: Config, seconds: float) -> None:
+    """What the run did, what it measured against which baselines, and what to run next."""
+    minutes, rest = divmod(round(seconds), 60)
     print(
-        f"trained to step {result.steps} on {result.num_images} images in "
-        f"{time.perf_counter() - started:.0f} s; final loss {result.final_loss:.4f}"
+        f"trained {result.steps} steps on {result.num_images} images of {config.data.source} "
+        f"in {minutes} min {rest:02d} s; final BYOL loss {result.final_loss:.4f}"
     )
-    print(f"run folder: {result.run_dir}")
-    print(f"checkpoint: {result.checkpoint}")
     if result.knn_top1 is not None:
-        baseline = random_encoder_knn(config)
+        pixels = result.baselines.get("raw_pixels", math.nan)
+        random = result.baselines.get("random_encoder", math.nan)
         print(
-            f"k-NN top-1 (k={config.monitor.knn_k}): BYOL encoder {result.knn_top1:.2%} | "
-            f"random encoder {baseline:.2%}"
+            f"k-NN top-1 on the {config.data.val_source} test split (k={config.monitor.knn_k}, "
+            f"cosine): BYOL encoder {result.knn_top1:.2%} | raw pixels {pixels:.2%} | "
+            f"random encoder {random:.2%}"
         )
-    print(f"report: {result.run_dir / 'report.html'}")
+        print(f"  {_verdict(result.knn_top1, pixels, random)}")
+    if result.online_test_top1 is not None:
+        print(
+            f"online linear classifier (trained beside BYOL on frozen features), test top-1: "
+            f"{result.online_test_top1:.2%}"
+        )
+    if result.collapsed:
+        print("warning: the projections collapsed during the run (see the report's monitors)")
     if result.skipped_steps:
         print(
             f"skipped {result.skipped_steps} steps with a non-finite loss or gradient "
@@ -80,7 +98,31 @@ def train(arguments: argparse.Namespace) -> int:
     if result.skipped_images is not None:
         count = len(result.skipped_images.read_text().splitlines())
         print(f"skipped {count} unreadable images (list in {result.skipped_images})")
-    return 0
+    run = result.run_dir
+    print(f"run folder: {run} (checkpoint {result.checkpoint.name}, config.yaml, metrics.csv)")
+    print(f"report: {run / 'report.html'} (curves, baselines, nearest-neighbour retrievals)")
+    print(
+        f"next: byol eval linear --checkpoint {run}  |  byol export --checkpoint {run} "
+        f"--out {run / 'export'}  |  byol embed DATA --checkpoint {run} --out features.npy"
+    )
+
+
+def _verdict(trained: float, pixels: float, random: float) -> str:
+    """One sentence on whether the encoder beat its baselines."""
+    best_name, best = max((("raw pixels", pixels), ("the random encoder", random)), key=_second)
+    if math.isnan(best):
+        return "no baseline measured"
+    points = 100 * (trained - best)
+    if points > 0:
+        return f"the encoder beats the best baseline ({best_name}) by {points:.1f} points"
+    return (
+        f"the encoder is {-points:.1f} points below {best_name}: train longer "
+        "(train.epochs) or check the augmentation suits the images"
+    )
+
+
+def _second(item: tuple[str, float]) -> float:
+    return -math.inf if math.isnan(item[1]) else item[1]
 
 
 def _refuse_config_with_resume(arguments: argparse.Namespace) -> None:
@@ -97,15 +139,6 @@ def _refuse_config_with_resume(arguments: argparse.Namespace) -> None:
             f"--resume continues a run with its saved configuration, so {', '.join(given)} "
             "cannot change it; drop them, or start a new run"
         )
-
-
-def random_encoder_knn(config: Config) -> float:
-    """k-NN top-1 of a randomly initialised encoder of the run's architecture (same seed)."""
-    torch.manual_seed(config.train.seed)
-    encoder = build_model(config.model).online.encoder.to(_device())
-    validator = KNNValidator(config, _device())
-    result = validator.evaluate(encoder)
-    return result.top1 if result is not None else float("nan")
 
 
 def _encoder_and_config(arguments: argparse.Namespace) -> tuple[nn.Module, Config]:
@@ -132,66 +165,70 @@ def eval_knn(arguments: argparse.Namespace) -> int:
     result = validator.evaluate(encoder)
     if result is None:  # pragma: no cover - validator is enabled
         return 1
-    print(
-        json.dumps(
-            {
-                "data": source,
-                "k": arguments.k,
-                "temperature": arguments.temperature,
-                "top1": result.top1,
-                "top5": result.top5,
-            }
-        )
-    )
+    record: dict[str, object] = {
+        "data": source,
+        "k": arguments.k,
+        "temperature": arguments.temperature,
+        "top1": result.top1,
+        "top5": result.top5,
+    }
+    if not arguments.no_baselines:
+        record["baselines"] = {
+            name: {"top1": r.top1, "top5": r.top5}
+            for name, r in validator.evaluate_baselines().items()
+        }
+    print(json.dumps(record))
     return 0
 
 
 def eval_linear(arguments: argparse.Namespace) -> int:
     encoder, config = _encoder_and_config(arguments)
     source, config = _labelled_splits(arguments, config)
+    splits = load_labelled_splits(config, source)
+    pixels: dict[str, object] = {}
+    if not arguments.no_baselines:
+        pixel_encoder = PixelEncoder(config.augment.mean, config.augment.std).to(_device())
+        probe = _fast_probe(pixel_encoder, splits, config, arguments.batch_size)
+        pixels = {"top1": probe.top1, "top5": probe.top5, "protocol": "fast"}
     if arguments.protocol == "official":
         from byol.cli.official_linear import run_official_linear
 
         top1, top5 = run_official_linear(encoder, config, source, arguments)
-        print(json.dumps({"data": source, "protocol": "official", "top1": top1, "top5": top5}))
+        record = {"data": source, "protocol": "official", "top1": top1, "top5": top5}
+        print(json.dumps({**record, **({"raw_pixels": pixels} if pixels else {})}))
         return 0
-    features = {
-        split: extract_features(
-            encoder,
-            eval_batches(
-                cache.images, cache.labels, config.augment, arguments.batch_size, _device()
-            ),
-            _device(),
-        )
-        for split, cache in zip(
-            ("train", "test"), load_labelled_splits(config, source), strict=True
-        )
-    }
-    result = linear_probe(
-        features["train"].features,
-        features["train"].labels,
-        features["test"].features,
-        features["test"].labels,
-    )
+    result = _fast_probe(encoder, splits, config, arguments.batch_size)
     out = (
         Path(arguments.out)
         if arguments.out
         else (checkpoint_file(arguments.checkpoint).parent / "linear_classifier.safetensors")
     )
     save_linear_classifier(result.classifier, out)
-    print(
-        json.dumps(
-            {
-                "data": source,
-                "protocol": "fast",
-                "top1": result.top1,
-                "top5": result.top5,
-                "weight_decay": result.weight_decay,
-                "classifier": str(out),
-            }
-        )
-    )
+    record = {
+        "data": source,
+        "protocol": "fast",
+        "top1": result.top1,
+        "top5": result.top5,
+        "weight_decay": result.weight_decay,
+        "classifier": str(out),
+    }
+    print(json.dumps({**record, **({"raw_pixels": pixels} if pixels else {})}))
     return 0
+
+
+def _fast_probe(
+    encoder: nn.Module, splits: tuple[ImageCache, ImageCache], config: Config, batch_size: int
+) -> LinearProbeResult:
+    """Logistic regression on ``encoder``'s frozen features of the train split, scored on test."""
+    train, test = (
+        extract_features(
+            encoder,
+            eval_batches(cache.images, cache.labels, config.augment, batch_size, _device()),
+            _device(),
+        )
+        for cache in splits
+    )
+    return linear_probe(train.features, train.labels, test.features, test.labels)
 
 
 def embed(arguments: argparse.Namespace) -> int:

@@ -43,11 +43,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | 
 
 
 def config_from_arguments(arguments: argparse.Namespace) -> Config:
-    """Preset, then the YAML file, then the flags."""
-    config = preset(arguments.preset) if arguments.preset else Config()
+    """Preset, then the YAML file, then the flags; the preset's recipe follows the run length
+    those give (``train.epochs``)."""
+    overrides = flag_overrides(arguments)
+    file_values = load_yaml(arguments.config) if arguments.config else {}
+    train_section = file_values.get("train") if isinstance(file_values, dict) else None
+    epochs = overrides.get(
+        "train.epochs", train_section.get("epochs") if isinstance(train_section, dict) else None
+    )
+    run_length = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
+    config = preset(arguments.preset, run_length) if arguments.preset else Config()
     if arguments.config:
-        apply_mapping(config, load_yaml(arguments.config))
-    return apply_dotted(config, flag_overrides(arguments))
+        apply_mapping(config, file_values)
+    return apply_dotted(config, overrides)
 
 
 def flag_overrides(arguments: argparse.Namespace) -> dict[str, Any]:

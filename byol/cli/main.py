@@ -134,6 +134,12 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-images", type=int, help="class-balanced subset of the train split (the bank)"
     )
+    parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the raw-pixel (and, for k-NN, random-encoder) baselines printed beside the "
+        "result",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import base64
 import csv
 import html
 import io
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,11 @@ KNOWN_PLOTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("lr", "Learning rate", ("lr",)),
     ("tau", "Target decay rate tau", ("tau",)),
     ("knn", "k-NN accuracy", ("knn_top1", "knn_top5")),
+    (
+        "online",
+        "Online linear classifier accuracy",
+        ("online_train_top1", "online_test_top1", "online_test_top5"),
+    ),
     ("projection_std", "Projection std (collapse -> 0)", ("projection_std",)),
     ("effective_rank", "Effective rank (RankMe)", ("effective_rank",)),
     ("images_per_second", "Throughput (images / s)", ("images_per_second",)),
@@ -373,7 +379,10 @@ def write_report(
     config_text = config_path.read_text() if config_path.is_file() else None
     projection_dim = _projection_dim(config_text) if config_text else None
 
+    baselines = read_baselines(run_dir / "baselines.json")
     body = [f"<h1>BYOL run: {html.escape(title)}</h1>"]
+    body.append(_run_summary_html(run_dir / "summary.json"))
+    body.append(_baselines_html(metrics, baselines))
     body.append(_summary_html(metrics))
     body.append("<h2>Training curves</h2>")
     if not metrics:
@@ -388,6 +397,8 @@ def write_report(
         reference = None
         if plot_id == "projection_std" and projection_dim:
             reference = (f"1/sqrt({projection_dim})", 1 / math.sqrt(projection_dim))
+        if plot_id == "knn" and "raw_pixels" in baselines:
+            reference = ("raw pixels", baselines["raw_pixels"]["top1"])
         figures.append((plot_id, columns, svg_line_plot(plot_title, curves, reference=reference)))
     for name, curve in metrics.items():
         if name not in plotted:
@@ -420,6 +431,87 @@ def write_report(
     path = Path(output) if output is not None else run_dir / "report.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def read_baselines(path: Path) -> dict[str, dict[str, float]]:
+    """``baselines.json`` as ``{name: {"top1": x, "top5": y}}``; empty if absent or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(name): {key: float(value) for key, value in figures.items() if key in ("top1", "top5")}
+        for name, figures in data.items()
+        if isinstance(figures, dict)
+        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in figures.values())
+    }
+
+
+def _baselines_html(metrics: dict[str, Series], baselines: dict[str, dict[str, float]]) -> str:
+    """The encoder's last k-NN accuracy next to raw pixels and a random encoder, in words."""
+    if "knn_top1" not in metrics:
+        return ""
+    trained = {"top1": metrics["knn_top1"].y[-1]}
+    if "knn_top5" in metrics:
+        trained["top5"] = metrics["knn_top5"].y[-1]
+    rows = [("BYOL encoder (this run)", trained)]
+    rows += [(BASELINE_NAMES.get(name, name), figures) for name, figures in baselines.items()]
+    cells = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{_percent(f.get('top1'))}</td>"
+        f"<td>{_percent(f.get('top5'))}</td></tr>"
+        for name, f in rows
+    )
+    verdict = ""
+    if baselines:
+        best_name, best = max(
+            ((BASELINE_NAMES.get(n, n), f["top1"]) for n, f in baselines.items() if "top1" in f),
+            key=lambda item: item[1],
+        )
+        points = 100 * (trained["top1"] - best)
+        verdict = (
+            f"<p>The encoder is <b>{abs(points):.1f} points "
+            f"{'above' if points > 0 else 'below'}</b> the best baseline ({html.escape(best_name)})."
+            "</p>"
+        )
+    return (
+        '<h2>k-NN accuracy against baselines</h2><table class="summary" id="baselines">'
+        "<tr><th>features</th><th>top-1</th><th>top-5</th></tr>" + cells + "</table>" + verdict
+    )
+
+
+def _run_summary_html(path: Path) -> str:
+    """Data, length, wall time and a collapse verdict from the engine's ``summary.json``."""
+    try:
+        summary = json.loads(path.read_text())
+        minutes, seconds = divmod(round(float(summary["seconds"])), 60)
+        text = (
+            f"Trained on {int(summary['images'])} images of {summary['data']} for "
+            f"{int(summary['epochs'])} epochs ({int(summary['steps'])} steps) in "
+            f"{minutes} min {seconds:02d} s. "
+        )
+        collapsed = bool(summary["collapsed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    text += (
+        "The projections collapsed at some point (their spread fell below the threshold): "
+        "see the projection std and effective rank plots."
+        if collapsed
+        else "No collapse: the projections kept their spread throughout (projection std and "
+        "effective rank plots below)."
+    )
+    return f'<p id="run-summary">{html.escape(text)}</p>'
+
+
+BASELINE_NAMES = {
+    "raw_pixels": "raw pixels (flattened, mean removed)",
+    "random_encoder": "random encoder (same architecture, untrained)",
+}
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.2f}%"
 
 
 def _summary_html(metrics: dict[str, Series]) -> str:

@@ -15,11 +15,13 @@ ends with the weights an uninterrupted run would have (``train.deterministic``).
 
 from __future__ import annotations
 
+import json
 import math
 import sys
+import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +36,7 @@ from byol.config import Config
 from byol.config_io import save_config, to_dict
 from byol.distributed import convert_sync_batchnorm
 from byol.eval.monitors import CollapseDetector, effective_rank, projection_std
+from byol.eval.online_classifier import OnlineClassifier
 from byol.eval.report import write_report
 from byol.export.checkpoint import check_weights_fit
 from byol.model import BYOL, build_model
@@ -68,7 +71,9 @@ class TrainResult:
     listing those left out (``run_dir/skipped_images.txt``), None when every file was read.
     ``skipped_steps``: steps skipped for a non-finite loss (``train.nonfinite=skip``) in the
     whole run, resumes included. ``already_finished``: ``--resume`` found the run complete and
-    did nothing. ``is_global_zero``: False in the other processes of a multi-process run, which
+    did nothing. ``baselines``: k-NN top-1 of ``raw_pixels`` and ``random_encoder`` on the
+    validation split (empty without one), to read ``knn_top1`` against.
+    ``online_test_top1``: the online classifier's top-1 on that split at the last evaluation. ``is_global_zero``: False in the other processes of a multi-process run, which
     should stay quiet.
     """
 
@@ -83,6 +88,8 @@ class TrainResult:
     skipped_steps: int = 0
     already_finished: bool = False
     is_global_zero: bool = True
+    baselines: Mapping[str, float] = field(default_factory=dict)
+    online_test_top1: float | None = None
 
 
 def resolve_precision(config: Config) -> str:
@@ -141,6 +148,7 @@ def train(
     elif resume_overrides:
         raise ValueError("resume_overrides apply to a resumed run; pass resume=RUN_DIR")
     check_train_config(config)
+    started = time.perf_counter()
     # Resolve the data first: a wrong path fails before any process or device is set up.
     source = training_source(config, progress=progress)
     fabric = build_fabric(config)
@@ -201,6 +209,9 @@ def train(
         load_training_state(model, optimizer, state, config.model.backbone, resumed.origin)
         if fabric.is_global_zero:
             restore_epoch_checkpoint(folder, resumed, config.train.checkpoint_every_epochs)
+    online = build_online_classifier(config, fabric, views.num_classes, model.feature_dim)
+    if online is not None and state is not None and "online_classifier" in state:
+        online.load_state_dict(state["online_classifier"])
     saved_step = step if state is not None else None  # the step of the newest good checkpoint
 
     skip_nonfinite = config.train.nonfinite == "skip"
@@ -217,6 +228,7 @@ def train(
             "epoch": epoch,
             "batch_in_epoch": batch_in_epoch,
             "nonfinite_skipped": losses.skipped(),
+            **({"online_classifier": online.state_dict()} if online is not None else {}),
         }
 
     def save(name: str) -> Path:
@@ -264,14 +276,16 @@ def train(
         unit="step",
         dynamic_ncols=True,
     )
-    last_loss, knn_top1, collapsed = math.nan, None, False
+    last_loss, collapsed = math.nan, False
+    knn_top1: float | None = None
+    online_top1: float | None = None
     skipped_steps = losses.skipped()
 
     def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
         return cast(torch.Tensor, fabric.all_reduce(tensor, reduce_op="sum"))
 
     while step < total_steps:
-        for view_1, view_2 in views.epoch_batches(epoch, batch_in_epoch):
+        for view_1, view_2, labels in views.epoch_batches(epoch, batch_in_epoch):
             tau = target_tau(step, total_steps, config.target.tau_base)
             lr = learning_rate(
                 step, total_steps, warmup_steps, config.optim.base_learning_rate, global_batch
@@ -290,6 +304,8 @@ def train(
                 accumulation_steps=config.optim.gradient_accumulation_steps,
                 no_backward_sync=lambda skip: fabric.no_backward_sync(forward, enabled=skip),
             )
+            if online is not None and labels is not None:
+                online.step(result.output.online_representation_1, labels)
             step += 1
             batch_in_epoch += 1
             losses.add(step, result.output.loss, result.applied)
@@ -347,22 +363,16 @@ def train(
                 save("last.pt")  # inside the epoch; at its end the epoch checkpoint follows
         else:
             epoch, batch_in_epoch = epoch + 1, 0
+            if online is not None:  # one host read per epoch
+                train_top1 = online.read_train_accuracy()
+                if log is not None:
+                    log.write({"step": step, "epoch": epoch, "online_train_top1": train_top1})
             if validator is not None and epoch % config.monitor.knn_every_epochs == 0:
-                result_knn = validator.evaluate(byol.online.encoder)
-                knn_top1 = result_knn.top1 if result_knn is not None else None
-                if log is not None and result_knn is not None:
-                    log.write(
-                        {
-                            "step": step,
-                            "epoch": epoch,
-                            "knn_top1": result_knn.top1,
-                            "knn_top5": result_knn.top5,
-                        }
-                    )
-                    bar.write(
-                        f"epoch {epoch}: k-NN top-1 {result_knn.top1:.2%}, "
-                        f"top-5 {result_knn.top5:.2%}"
-                    )
+                knn_top1, online_top1 = evaluate_and_log(
+                    validator, byol.online.encoder, online, log, step, epoch
+                )
+                if knn_top1 is not None:
+                    bar.write(f"epoch {epoch}: k-NN top-1 {knn_top1:.2%}")
             if epoch % config.train.checkpoint_every_epochs == 0:
                 save(f"epoch-{epoch:04d}.pt")
             elif every_steps and step % every_steps == 0:
@@ -372,22 +382,24 @@ def train(
     bar.close()
     final = save("final.pt")
     if validator is not None and (knn_top1 is None or epoch % config.monitor.knn_every_epochs):
-        result_knn = validator.evaluate(byol.online.encoder)
-        if result_knn is not None:
-            knn_top1 = result_knn.top1
-            if log is not None:
-                log.write(
-                    {
-                        "step": step,
-                        "epoch": epoch,
-                        "knn_top1": result_knn.top1,
-                        "knn_top5": result_knn.top5,
-                    }
-                )
+        knn_top1, online_top1 = evaluate_and_log(
+            validator, byol.online.encoder, online, log, step, epoch
+        )
+    baselines: dict[str, float] = {}
     if log is not None:
         log.close()
         if validator is not None:
             validator.save_retrieval(folder.path / "retrieval.npz")
+            baselines = write_baselines(validator, folder.path / "baselines.json")
+        summary = {
+            "data": config.data.source,
+            "images": views.num_images,
+            "steps": step,
+            "epochs": epoch,
+            "seconds": round(time.perf_counter() - started, 1),
+            "collapsed": collapsed,
+        }
+        (folder.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         write_report(folder.path)
     return TrainResult(
         run_dir=folder.path,
@@ -400,7 +412,60 @@ def train(
         skipped_images=skipped_file,
         skipped_steps=skipped_steps,
         is_global_zero=fabric.is_global_zero,
+        baselines=baselines,
+        online_test_top1=online_top1,
     )
+
+
+def write_baselines(validator: KNNValidator, path: Path) -> dict[str, float]:
+    """k-NN of raw pixels and of a random encoder beside the run's, saved for the report as
+    ``{"raw_pixels": {"top1": .., "top5": ..}, "random_encoder": {..}}``; returns the top-1s."""
+    results = validator.evaluate_baselines()
+    figures = {name: {"top1": r.top1, "top5": r.top5} for name, r in results.items()}
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    return {name: r.top1 for name, r in results.items()}
+
+
+def build_online_classifier(
+    config: Config, fabric: Fabric, num_classes: int, feature_dim: int
+) -> OnlineClassifier | None:
+    """The online linear classifier when ``monitor.online_classifier`` is on and the training
+    images carry 2 or more classes; in a multi-process run its gradients are reduced by DDP."""
+    if not config.monitor.online_classifier or num_classes < 2:
+        return None
+    online = OnlineClassifier(feature_dim, num_classes, fabric.device)
+    if fabric.world_size > 1:
+        online.linear, online.optimizer = fabric.setup(online.linear, online.optimizer)
+    return online
+
+
+def evaluate_and_log(
+    validator: KNNValidator,
+    encoder: nn.Module,
+    online: OnlineClassifier | None,
+    log: RunLog | None,
+    step: int,
+    epoch: int,
+) -> tuple[float | None, float | None]:
+    """k-NN of ``encoder`` and the online classifier's accuracy on the validation split,
+    logged as one row; returns their top-1s (None where not measured, e.g. on other ranks)."""
+    knn = validator.evaluate(encoder)
+    queries = validator.last_query_features
+    if knn is None or queries is None:
+        return None, None
+    row: dict[str, float | int] = {
+        "step": step,
+        "epoch": epoch,
+        "knn_top1": knn.top1,
+        "knn_top5": knn.top5,
+    }
+    online_top1 = None
+    if online is not None:
+        online_top1, online_top5 = online.accuracy(queries.features, queries.labels)
+        row.update(online_test_top1=online_top1, online_test_top5=online_top5)
+    if log is not None:
+        log.write(row)
+    return knn.top1, online_top1
 
 
 def check_train_config(config: Config) -> None:

@@ -19,6 +19,9 @@ METRIC_COLUMNS = (
     "knn_top1",
     "knn_top5",
     "nonfinite_skipped",
+    "online_train_top1",
+    "online_test_top1",
+    "online_test_top5",
 )
 
 
@@ -39,8 +42,10 @@ class RunLog:
         if resume_step is not None and self.path.exists():
             _drop_rows_after(self.path, resume_step)
         new_file = not self.path.exists()
+        # A resumed run keeps the columns its file started with, so every row fits the header.
+        columns = METRIC_COLUMNS if new_file else _header(self.path)
         self._file = self.path.open("a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        self._writer = csv.DictWriter(self._file, fieldnames=columns, extrasaction="ignore")
         if new_file:
             self._writer.writeheader()
         self._tensorboard: Any = None
@@ -68,6 +73,11 @@ class RunLog:
         self._file.close()
         if self._tensorboard is not None:
             self._tensorboard.close()
+
+
+def _header(path: Path) -> tuple[str, ...]:
+    with path.open(newline="") as handle:
+        return tuple(next(csv.reader(handle), METRIC_COLUMNS))
 
 
 def _drop_rows_after(path: Path, step: int) -> None:

@@ -160,6 +160,7 @@ def _concatenate(outputs: list[BYOLOutput]) -> BYOLOutput:
         **{
             name: torch.cat([getattr(output, name).detach() for output in outputs])
             for name in (
+                "online_representation_1",
                 "online_projection_1",
                 "online_projection_2",
                 "online_prediction_1",

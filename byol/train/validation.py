@@ -13,8 +13,10 @@ from torch import nn
 from byol.config import Config
 from byol.data.cache import ImageCache
 from byol.data.registry import load_images
+from byol.eval.baselines import PixelEncoder
 from byol.eval.features import Features, extract_features
 from byol.eval.knn import KNNResult, knn_classify
+from byol.model import build_model
 from byol.train.views import eval_batches
 
 SPLITS: tuple[Literal["train"], Literal["test"]] = ("train", "test")
@@ -74,6 +76,11 @@ class KNNValidator:
         batches = eval_batches(images, labels, self.config.augment, self.batch_size, self.device)
         return extract_features(encoder, batches, self.device, output_device=self.device)
 
+    @property
+    def last_query_features(self) -> Features | None:
+        """The test split's features from the last :meth:`evaluate`, None before it."""
+        return None if self._last is None else self._last[1]
+
     def evaluate(self, encoder: nn.Module) -> KNNResult | None:
         """Top-1/top-5 of the encoder's features (eval mode; training flags are restored)."""
         if not self.enabled:
@@ -90,6 +97,28 @@ class KNNValidator:
             temperature=self.config.monitor.knn_temperature,
             device=self.device,
         )
+
+    def evaluate_baselines(self) -> dict[str, KNNResult]:
+        """k-NN of the raw pixels (:class:`~byol.eval.baselines.PixelEncoder`) and of a randomly
+        initialised encoder of the configured architecture (seeded by ``train.seed``), on the
+        same bank and queries. The features of the last :meth:`evaluate` are kept."""
+        if not self.enabled:
+            return {}
+        last = self._last
+        try:
+            augment = self.config.augment
+            pixels = self.evaluate(PixelEncoder(augment.mean, augment.std).to(self.device))
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.train.seed)
+                random_encoder = build_model(self.config.model).online.encoder
+            random = self.evaluate(random_encoder.to(self.device))
+        finally:
+            self._last = last
+        return {
+            name: result
+            for name, result in (("raw_pixels", pixels), ("random_encoder", random))
+            if result is not None
+        }
 
     def save_retrieval(self, path: Path, queries: int = 8, neighbours: int = 8) -> bool:
         """Nearest training images of the first test image of each class, from the last

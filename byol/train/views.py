@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,15 @@ from byol.data.shards import ShardSet, ShardStream, is_shard_folder, read_shard_
 
 # Cap on the uint8 cache the ``auto`` backend keeps in memory (ImageNet at 256 px is ~250 GB).
 AUTO_CACHE_LIMIT_BYTES = 8 * 1024**3
+
+
+class ViewBatch(NamedTuple):
+    """One step's data: two views (B, 3, S, S) and the images' labels (B,) int64, -1 where an
+    image has none; ``labels`` is None where the source carries no labels (tar shards)."""
+
+    view_1: Tensor
+    view_2: Tensor
+    labels: Tensor | None
 
 
 class ViewSource(Protocol):
@@ -56,8 +65,13 @@ class ViewSource(Protocol):
         """``(path, reason)`` of each image file left out as unreadable."""
         ...
 
-    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        """Views (B, 3, S, S) x2 for this process, from batch ``start_batch`` of ``epoch``."""
+    @property
+    def num_classes(self) -> int:
+        """Classes of the labelled images, 0 when the data has no labels."""
+        ...
+
+    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[ViewBatch]:
+        """This process's batches of ``epoch``, from batch ``start_batch`` on."""
         ...
 
 
@@ -86,6 +100,8 @@ class CachedViewSource(_SamplerBatches):
     """uint8 cache + epoch sampler + batched augmentation on ``device``."""
 
     images: Tensor  # uint8 (N, 3, S, S), on the device when it fits there, else pinned CPU
+    labels: Tensor  # int64 (N,), -1 where unlabelled, on the training device
+    num_classes: int
     sampler: EpochSampler
     augment: BatchedTwoViews
     device: torch.device
@@ -98,7 +114,7 @@ class CachedViewSource(_SamplerBatches):
     def num_images(self) -> int:
         return int(self.images.shape[0])
 
-    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[ViewBatch]:
         generator = torch.Generator(device=self.device)
         apply_views = self.apply_views or self.augment.apply_params
         height, width = self.images.shape[-2:]
@@ -115,10 +131,11 @@ class CachedViewSource(_SamplerBatches):
             params = self.augment.sample_params(
                 self.sampler.global_batch_size, height, width, self.device, generator
             )
-            yield apply_views(batch, params.slice(*rows))
+            view_1, view_2 = apply_views(batch, params.slice(*rows))
+            yield ViewBatch(view_1, view_2, self.labels[indices.to(self.labels.device)])
 
 
-class _SeededTwoViews(torch.utils.data.Dataset[tuple[Tensor, Tensor]]):
+class _SeededTwoViews(torch.utils.data.Dataset[tuple[Tensor, Tensor, int]]):
     """Per-image views whose randomness is a function of (seed, epoch, index)."""
 
     def __init__(
@@ -132,11 +149,12 @@ class _SeededTwoViews(torch.utils.data.Dataset[tuple[Tensor, Tensor]]):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        image, _ = self.dataset[index]
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, int]:
+        image, label = self.dataset[index]
         # torchvision transforms draw from the global generator of the worker process.
         torch.manual_seed(batch_seed(self.seed, self.epoch, index))
-        return self.transform(image)
+        view_1, view_2 = self.transform(image)
+        return view_1, view_2, int(label)
 
 
 @dataclass
@@ -147,6 +165,7 @@ class LoaderViewSource(_SamplerBatches):
     sampler: EpochSampler
     device: torch.device
     num_workers: int
+    num_classes: int = 0
 
     @property
     def num_images(self) -> int:
@@ -158,7 +177,7 @@ class LoaderViewSource(_SamplerBatches):
         worker, is replaced by the next image and reported there)."""
         return list(getattr(self.dataset.dataset, "skipped", []))
 
-    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[ViewBatch]:
         self.sampler.set_epoch(epoch, start_batch)
         self.dataset.epoch = epoch
         yield from _worker_views(
@@ -175,6 +194,7 @@ class ShardViewSource:
     device: torch.device
     num_workers: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    num_classes: int = 0  # the stream carries no labels to the engine
 
     @property
     def num_images(self) -> int:
@@ -188,19 +208,20 @@ class ShardViewSource:
     def steps_per_epoch(self) -> int:
         return self.stream.batches_per_epoch
 
-    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[ViewBatch]:
         self.stream.set_epoch(epoch, start_batch)
         yield from _worker_views(self.stream, self.batch_size, self.num_workers, self.device)
 
 
 def _worker_views(
-    dataset: torch.utils.data.Dataset[tuple[Tensor, Tensor]],
+    dataset: torch.utils.data.Dataset[Any],
     batch_size: int,
     num_workers: int,
     device: torch.device,
     sampler: EpochSampler | None = None,
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """Batches of views made by DataLoader workers, moved to ``device`` (pinned on CUDA)."""
+) -> Iterator[ViewBatch]:
+    """Batches of views made by DataLoader workers, moved to ``device`` (pinned on CUDA);
+    items are ``(view_1, view_2)`` or ``(view_1, view_2, label)``."""
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
@@ -209,8 +230,12 @@ def _worker_views(
         pin_memory=device.type == "cuda",
         drop_last=True,
     )
-    for view_1, view_2 in loader:
-        yield view_1.to(device, non_blocking=True), view_2.to(device, non_blocking=True)
+    for view_1, view_2, *labels in loader:
+        yield ViewBatch(
+            view_1.to(device, non_blocking=True),
+            view_2.to(device, non_blocking=True),
+            labels[0].to(device, torch.int64, non_blocking=True) if labels else None,
+        )
 
 
 def training_source(config: Config, progress: bool = True) -> ImageSource | ShardSet:
@@ -264,6 +289,8 @@ def build_view_source(config: Config, fabric: Fabric, source: ImageSource | Shar
             apply_views = torch.compile(augment.apply_params, fullgraph=True)
         return CachedViewSource(
             images,
+            cache.labels.to(fabric.device),
+            len(cache.classes),
             sampler,
             augment,
             fabric.device,
@@ -282,7 +309,9 @@ def build_view_source(config: Config, fabric: Fabric, source: ImageSource | Shar
         rank=fabric.global_rank,
         world_size=fabric.world_size,
     )
-    return LoaderViewSource(dataset, sampler, fabric.device, config.data.num_workers)
+    return LoaderViewSource(
+        dataset, sampler, fabric.device, config.data.num_workers, num_classes=len(source.classes)
+    )
 
 
 def build_shard_view_source(config: Config, fabric: Fabric, shards: ShardSet) -> ShardViewSource:

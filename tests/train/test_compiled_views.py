@@ -11,7 +11,7 @@ from byol.presets import preset
 from byol.train.views import CachedViewSource, build_view_source, training_source
 
 
-def _first_batch(compile_views: bool, cache_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _first_batch(compile_views: bool, cache_dir: Path) -> tuple[torch.Tensor, ...]:
     config = preset("digits")
     config.data.cache_dir = str(cache_dir)
     config.train.compile = compile_views
@@ -20,7 +20,7 @@ def _first_batch(compile_views: bool, cache_dir: Path) -> tuple[torch.Tensor, to
     assert isinstance(source, CachedViewSource)
     # Eager: the augmentation's own method; compiled: torch.compile's wrapper around it.
     assert (source.apply_views == source.augment.apply_params) is not compile_views
-    return next(iter(source.epoch_batches(epoch=2, start_batch=1)))
+    return tuple(next(iter(source.epoch_batches(epoch=2, start_batch=1))))
 
 
 def test_compiled_views_equal_eager_views(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Quality at equal epochs: our recipes against the peers' and against raw pixels."""

@@ -1,0 +1,51 @@
+"""Presets: each builds, and the CIFAR-10 recipe follows the run length."""
+
+from __future__ import annotations
+
+import pytest
+
+from byol.cli.config_flags import config_from_arguments
+from byol.cli.main import build_parser
+from byol.config import Config
+from byol.config_io import apply_mapping, to_dict
+from byol.presets import LONG_RUN_EPOCHS, PRESETS, preset
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_and_survives_its_saved_form(name: str) -> None:
+    config = preset(name)
+    assert apply_mapping(Config(), to_dict(config)) == config
+
+
+@pytest.mark.parametrize("epochs", [10, 20, 100, 200])
+def test_short_cifar10_runs_get_the_sgd_recipe(epochs: int) -> None:
+    config = preset("cifar10", epochs)
+    assert config.train.epochs == epochs
+    assert config.optim.optimizer == "sgd"
+    assert (config.optim.base_learning_rate, config.optim.weight_decay) == (0.03, 5e-4)
+    assert config.optim.warmup_epochs == 0.0 and config.target.tau_base == 0.99
+    assert config.model.projector_hidden_dim == 1024
+
+
+def test_long_cifar10_runs_get_the_lars_recipe() -> None:
+    config = preset("cifar10")
+    assert config.train.epochs == LONG_RUN_EPOCHS
+    assert config.optim.optimizer == "lars" and config.optim.base_learning_rate == 1.0
+    assert config.optim.weight_decay == 1e-5 and config.optim.warmup_epochs == 10.0
+
+
+def test_the_cli_picks_the_recipe_for_the_epochs_it_is_given() -> None:
+    parser = build_parser()
+    arguments = parser.parse_args(["train", "--preset", "cifar10", "--train.epochs", "100"])
+    config = config_from_arguments(arguments)
+    assert config.train.epochs == 100 and config.optim.optimizer == "sgd"
+    # An explicit value still wins over the recipe.
+    arguments = parser.parse_args(
+        ["train", "--preset", "cifar10", "--train.epochs", "100", "--optim.weight_decay", "1e-4"]
+    )
+    assert config_from_arguments(arguments).optim.weight_decay == 1e-4
+
+
+def test_bad_run_length_is_refused() -> None:
+    with pytest.raises(ValueError, match="epochs=0"):
+        preset("cifar10", 0)
