@@ -24,8 +24,8 @@ import torch.nn.functional as F
 DIGITS_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 DIGITS_TEST_SIZE = 450
 DIGITS_SPLIT_SEED = 0
-SHIFTED_CANVAS_SIZE = 24
-SHIFTED_DIGIT_SIZE = 12
+SHIFTED_CANVAS_SIZE = 16
+SHIFTED_DIGIT_SIZE = 10
 
 
 def stratified_split(

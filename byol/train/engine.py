@@ -381,7 +381,14 @@ def train(
         break
     bar.close()
     final = save("final.pt")
-    if validator is not None and (knn_top1 is None or epoch % config.monitor.knn_every_epochs):
+    # The loop leaves on the last step, before its epoch is counted; the final weights are
+    # evaluated here (the loop only evaluated earlier epochs).
+    epoch += batch_in_epoch == views.steps_per_epoch
+    if online is not None:
+        train_top1 = online.read_train_accuracy()
+        if log is not None:
+            log.write({"step": step, "epoch": epoch, "online_train_top1": train_top1})
+    if validator is not None:
         knn_top1, online_top1 = evaluate_and_log(
             validator, byol.online.encoder, online, log, step, epoch
         )

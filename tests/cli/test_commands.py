@@ -28,10 +28,15 @@ def test_eval_knn_and_linear(run_dir: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["eval", "knn", "--checkpoint", str(run_dir), "--data", "digits", "--k", "20"]) == 0
     knn = _json_line(capsys.readouterr().out)
     assert 0.1 < float(knn["top1"]) <= 1.0  # type: ignore[arg-type]
+    # The raw-pixel and random-encoder baselines come with the figure.
+    baselines = knn["baselines"]
+    assert set(baselines) == {"raw_pixels", "random_encoder"}  # type: ignore[arg-type]
+    assert float(baselines["raw_pixels"]["top1"]) > 0.9  # type: ignore[index]
     out = run_dir / "probe.safetensors"
     assert main(["eval", "linear", "--checkpoint", str(run_dir), "--out", str(out)]) == 0
     linear = _json_line(capsys.readouterr().out)
     assert float(linear["top1"]) > 0.5 and out.is_file()  # type: ignore[arg-type]
+    assert float(linear["raw_pixels"]["top1"]) > 0.9  # type: ignore[index]
 
 
 def test_embed_writes_features_and_paths(run_dir: Path, tmp_path: Path) -> None:
@@ -60,7 +65,7 @@ def test_export_and_report(run_dir: Path, tmp_path: Path) -> None:
     assert (run_dir / "report.html").stat().st_size > 1000
 
 
-def test_quickstart_main_job_prints_trained_and_random_knn(
+def test_quickstart_main_job_prints_trained_pixels_and_random_knn(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The README's main job (`byol train` with the digits preset), reduced to 2 epochs.
@@ -80,6 +85,14 @@ def test_quickstart_main_job_prints_trained_and_random_knn(
     assert main(["train", *flags]) == 0
     out = capsys.readouterr().out
     line = next(row for row in out.splitlines() if row.startswith("k-NN top-1"))
-    trained, random = (float(part.split()[-1].rstrip("%")) for part in line.split("|"))
-    assert 10.0 < trained <= 100.0 and 10.0 < random <= 100.0
-    assert "report:" in out
+    trained, pixels, random = (float(part.split()[-1].rstrip("%")) for part in line.split("|"))
+    assert "BYOL encoder" in line and "raw pixels" in line and "random encoder" in line
+    folder_line = next(row for row in out.splitlines() if row.startswith("run folder: "))
+    run_dir = Path(folder_line.removeprefix("run folder: ").split(" (")[0])
+    baselines = json.loads((run_dir / "baselines.json").read_text())
+    assert pixels == pytest.approx(100 * baselines["raw_pixels"]["top1"], abs=0.01)
+    assert random == pytest.approx(100 * baselines["random_encoder"]["top1"], abs=0.01)
+    assert 10.0 < trained <= 100.0
+    # The summary says how the encoder stands against the best baseline, and what to run next.
+    assert "best baseline" in out or "points below" in out
+    assert "report:" in out and "next: byol eval linear" in out

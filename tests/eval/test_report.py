@@ -133,3 +133,24 @@ def test_plot_handles_single_points_and_constant_series() -> None:
 def test_write_report_rejects_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a folder"):
         write_report(tmp_path / "missing")
+
+
+def test_report_sets_the_encoder_against_its_baselines(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "metrics.csv").write_text("step,loss,knn_top1,knn_top5\n10,1.0,0.52,0.9\n")
+    (tmp_path / "baselines.json").write_text(
+        json.dumps(
+            {
+                "raw_pixels": {"top1": 0.44, "top5": 0.89},
+                "random_encoder": {"top1": 0.31, "top5": 0.81},
+            }
+        )
+    )
+    page = write_report(tmp_path).read_text()
+    table = page[page.index('id="baselines"') :]
+    assert "52.00%" in table and "44.00%" in table and "31.00%" in table
+    assert "8.0 points" in table and "above" in table  # 52% vs the best baseline, 44%
+    # Unreadable baselines leave the report intact.
+    (tmp_path / "baselines.json").write_text("{not json")
+    assert 'id="baselines"' in write_report(tmp_path).read_text()
