@@ -22,7 +22,7 @@ from byol.train.validation import KNNValidator
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="cifar10", help="cifar10, digits or digits-shifted")
+    parser.add_argument("--data", default="cifar10", help="cifar10, digits or a labelled folder")
     parser.add_argument("--preset", default="cifar10", help="evaluation resolution and k")
     parser.add_argument("--backbone", default="small_resnet18_w16")
     parser.add_argument("--max-images", type=int, help="class-balanced bank subset")

@@ -1,15 +1,9 @@
-"""The embedded datasets: scikit-learn's handwritten digits, no download needed.
+"""The embedded default dataset: scikit-learn's handwritten digits, no download needed.
 
 scikit-learn ships the UCI "Optical Recognition of Handwritten Digits" test set (Alpaydin and
 Kaynak, 1998): 1797 grey 8x8 images, 10 classes (``sklearn.datasets.load_digits``), pixel
 values 0..16. Here they become uint8 RGB images of ``size x size`` (default 32) and are split
 into train/test, stratified by class, with a fixed seed: 1347 train / 450 test.
-
-``digits-shifted`` places each digit, upsampled to ``SHIFTED_DIGIT_SIZE``, at a random
-position (fixed per image) of a black ``SHIFTED_CANVAS_SIZE`` canvas. The centred 8x8 digits
-are nearly solved by their raw pixels (a cosine k-NN scores about 98%), so they cannot show what
-a learned encoder adds; objects in real photographs are not centred, and raw pixels compared
-position by position fall to about 60% once the digits move.
 """
 
 from __future__ import annotations
@@ -24,8 +18,6 @@ import torch.nn.functional as F
 DIGITS_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 DIGITS_TEST_SIZE = 450
 DIGITS_SPLIT_SEED = 0
-SHIFTED_CANVAS_SIZE = 16
-SHIFTED_DIGIT_SIZE = 10
 
 
 def stratified_split(
@@ -92,25 +84,3 @@ def load_digits_arrays(
     chosen = train if split == "train" else test
     images = upsample_grey(np.asarray(bunch.images)[chosen], 16.0, size)
     return images, labels[chosen]
-
-
-def load_shifted_digits_arrays(
-    split: Literal["train", "test"],
-    canvas: int = SHIFTED_CANVAS_SIZE,
-    digit: int = SHIFTED_DIGIT_SIZE,
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """Digits of side ``digit`` at a random, fixed position of a black ``canvas`` square.
-
-    Returns ``images`` (N, canvas, canvas, 3) uint8 and ``labels`` (N,) int64 as
-    :func:`load_digits_arrays`; positions come from ``numpy.random.default_rng`` seeded per split,
-    so every call returns the same images.
-    """
-    if not 1 <= digit <= canvas:
-        raise ValueError(f"digit={digit} must be between 1 and canvas={canvas}")
-    digits, labels = load_digits_arrays(split, digit)
-    rng = np.random.default_rng(1 if split == "train" else 2)
-    corners = rng.integers(0, canvas - digit + 1, size=(len(digits), 2))
-    images = np.zeros((len(digits), canvas, canvas, 3), dtype=np.uint8)
-    for image, digit_image, (top, left) in zip(images, digits, corners, strict=True):
-        image[top : top + digit, left : left + digit] = digit_image
-    return images, labels

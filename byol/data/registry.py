@@ -40,24 +40,12 @@ from byol.data.cifar10 import (
     is_cifar10_jpg_unpacked,
     load_cifar10_torchvision,
 )
-from byol.data.digits import (
-    DIGITS_CLASSES,
-    SHIFTED_CANVAS_SIZE,
-    SHIFTED_DIGIT_SIZE,
-    load_digits_arrays,
-    load_shifted_digits_arrays,
-)
+from byol.data.digits import DIGITS_CLASSES, load_digits_arrays
 from byol.data.folder import FolderScan, ImageFolderDataset, Validate, scan_folder
 from byol.data.subset import select_subset
 
 Split = Literal["train", "test"]
-NAMED_SOURCES: tuple[str, ...] = (
-    "digits",
-    "digits-shifted",
-    "cifar10",
-    "cifar10-jpg",
-    "cifar10-torchvision",
-)
+NAMED_SOURCES: tuple[str, ...] = ("digits", "cifar10", "cifar10-jpg", "cifar10-torchvision")
 
 
 def default_cache_size(image_size: int) -> int:
@@ -198,20 +186,6 @@ def load_images(
     name = source.strip()
     lowered = name.lower()
 
-    if lowered == "digits-shifted":
-        images, labels = _subset_arrays(*load_shifted_digits_arrays(split), max_images)
-        return ImageSource(
-            name="digits-shifted",
-            description=(
-                f"scikit-learn digits ({split}), {SHIFTED_DIGIT_SIZE} px at random positions "
-                f"of a {SHIFTED_CANVAS_SIZE} px canvas"
-            ),
-            classes=list(DIGITS_CLASSES),
-            num_images=len(labels),
-            cache_size=SHIFTED_CANVAS_SIZE,
-            arrays=(images, labels),
-            **common,
-        )
     if lowered == "digits":
         size = cache_size or 32
         # Upsampled straight from 8x8 to S, not via 32.

@@ -61,23 +61,3 @@ def test_bad_arguments() -> None:
         load_digits_arrays("val")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="size=0"):
         load_digits_arrays("train", size=0)
-
-
-def test_shifted_digits_place_each_digit_inside_the_canvas() -> None:
-    from byol.data.digits import (
-        SHIFTED_CANVAS_SIZE,
-        SHIFTED_DIGIT_SIZE,
-        load_digits_arrays,
-        load_shifted_digits_arrays,
-    )
-
-    images, labels = load_shifted_digits_arrays("test")
-    again, _ = load_shifted_digits_arrays("test")
-    assert images.shape == (450, SHIFTED_CANVAS_SIZE, SHIFTED_CANVAS_SIZE, 3)
-    np.testing.assert_array_equal(images, again)  # the same positions on every call
-    digits, digit_labels = load_digits_arrays("test", SHIFTED_DIGIT_SIZE)
-    np.testing.assert_array_equal(labels, digit_labels)
-    # All of each digit's ink is on the canvas, and the digits sit at many positions.
-    assert (images.reshape(450, -1).sum(1) == digits.reshape(450, -1).sum(1)).all()
-    rows = images[..., 0].sum(axis=2).argmax(axis=1)
-    assert len(np.unique(rows)) > 6

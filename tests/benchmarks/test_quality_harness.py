@@ -1,0 +1,39 @@
+"""The equal-epoch quality harness: its variants are valid configs, its table reads its files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.quality.ablate import COMMON, VARIANTS
+from benchmarks.quality.table import markdown, read_runs
+from byol.config_io import apply_dotted
+from byol.presets import preset
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_is_a_valid_config(name: str) -> None:
+    config = apply_dotted(preset("cifar10", 10), {**COMMON, **VARIANTS[name]})
+    assert config.model.backbone == "small_resnet18_w16"
+
+
+def test_table_lines_up_epochs_runs_and_baselines(tmp_path: Path) -> None:
+    ours = {
+        "variant": "preset",
+        "knn_top1_by_epoch": {"2": 0.30, "4": 0.35},
+        "baselines": {"raw_pixels": 0.39, "random_encoder": 0.27},
+    }
+    (tmp_path / "ours.jsonl").write_text(json.dumps(ours) + "\n")
+    (tmp_path / "lightly.json").write_text(
+        json.dumps({"implementation": "lightly", "knn_top1_by_epoch": {"2": 0.28}})
+    )
+    table = markdown(read_runs([tmp_path / "ours.jsonl", tmp_path / "lightly.json"]))
+    lines = table.splitlines()
+    assert (
+        lines[0]
+        == "| epoch | preset | lightly | raw_pixels (baseline) | random_encoder (baseline) |"
+    )
+    assert lines[2] == "| 2 | 30.00% | 28.00% | 39.00% | 27.00% |"
+    assert lines[3] == "| 4 | 35.00% |  | 39.00% | 27.00% |"
