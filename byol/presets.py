@@ -5,19 +5,23 @@ Presets follow the run length: :func:`preset` takes the number of epochs (the CL
 
 * ``imagenet-40/100/300/1000``: [official] ``configs/byol.py:21-23`` (base lr, weight decay,
   tau_base per run length).
-* ``cifar10``: ResNet-18 with the CIFAR stem at 32 px. Below 1000 epochs, lightly's CIFAR-10
-  benchmark recipe (lightly-ai/lightly ``docs/source/getting_started/benchmarks/
-  cifar10_benchmark.py``, ``BYOLModel``: SGD momentum 0.9, lr 0.06 x batch/128 for its loss
-  -(cos1 + cos2)/2, weight decay 5e-4, no warm-up, momentum 0.99, heads 1024 wide), measured by
-  lightly at 86.9% (batch 128) / 86.8% (batch 512) k-NN after 200 epochs and 91.0% after 800.
-  From 1000 epochs, solo-learn's recipe (vturrisi/solo-learn ``scripts/pretrain/cifar/byol.yaml``
-  at 4d64ac0: LARS lr 1.0, eta 0.02 with clip_lr, weight decay 1e-5, warm-up 10 epochs, heads
-  4096), 92.58% linear top-1 after 1000 epochs (solo-learn README). At 130 epochs on an H100 the
-  LARS recipe reached only 74.95% k-NN (``benchmarks/results/cifar10_h100_130ep``), and its
-  projections lose rank within the first epoch on small backbones, while SGD with weight decay
-  5e-4 keeps it (``benchmarks/results/2026-12-02-cifar10-equal-epochs``).
+* ``cifar10``: ResNet-18 with the CIFAR stem at 32 px; the optimiser recipe by run length:
+
+  - from 1000 epochs (the default): solo-learn's recipe (vturrisi/solo-learn
+    ``scripts/pretrain/cifar/byol.yaml`` at 4d64ac0: LARS lr 1.0, eta 0.02 with clip_lr, weight
+    decay 1e-5, warm-up 10 epochs, heads 4096), 92.58% linear top-1 after 1000 epochs
+    (solo-learn README);
+  - from 100 to 999 epochs: lightly's CIFAR-10 benchmark recipe (lightly-ai/lightly
+    ``docs/source/getting_started/benchmarks/cifar10_benchmark.py``, ``BYOLModel``: SGD
+    momentum 0.9, lr 0.06 x batch/128 for its loss -(cos1 + cos2)/2, weight decay 5e-4, no
+    warm-up, momentum 0.99, heads 1024), measured by lightly at 86.9% (batch 128) / 86.8%
+    (batch 512) k-NN after 200 epochs and 91.0% after 800, where the LARS recipe compressed to
+    130 epochs reached 74.95% (``benchmarks/results/cifar10_h100_130ep``);
+  - below 100 epochs: the LARS recipe again, warm-up a tenth of the run: at 10 epochs it led
+    the SGD recipe at every evaluation (``benchmarks/results/2026-12-02-cifar10-equal-epochs``),
+    whose small learning rate has too few steps to work with.
 * ``images``: a user's own folder: ResNet-18 with the ImageNet stem at 96 px, the paper's views
-  (blur included) and the short-run optimiser recipe of ``cifar10``, 100 epochs.
+  (blur included) and the ``cifar10`` recipe for the run length, 100 epochs by default.
 * ``digits``: the quick-start on the embedded scikit-learn digits.
 """
 
@@ -56,63 +60,71 @@ def imagenet(epochs: int = 1000) -> Config:
 
 # lightly's lr 0.06 x batch/128 is for -(cos1 + cos2) / 2, whose gradient is a quarter of the
 # paper's (2 - 2 cos1) + (2 - 2 cos2) used here: 0.03 x batch/256 takes the same SGD step.
-SHORT_RUN_LEARNING_RATE = 0.03
-SHORT_RUN_WEIGHT_DECAY = 5e-4
-SHORT_RUN_HEAD_WIDTH = 1024
-# From this many epochs the LARS recipe's published figure is the better one.
-LONG_RUN_EPOCHS = 1000
+SGD_LEARNING_RATE = 0.03
+SGD_WEIGHT_DECAY = 5e-4
+SGD_HEAD_WIDTH = 1024
+# Run lengths (epochs) from which each recipe's measured figure is the better one: LARS below
+# SGD_FROM_EPOCHS (measured side by side at 10 epochs), lightly's SGD recipe up to
+# LARS_FROM_EPOCHS (lightly's 200- and 800-epoch figures), solo-learn's LARS recipe from there.
+SGD_FROM_EPOCHS = 100
+LARS_FROM_EPOCHS = 1000
 
 
-def short_run_optimisation(config: Config) -> None:
+def sgd_recipe(config: Config) -> None:
     """SGD, momentum 0.9, weight decay 5e-4, no warm-up, tau 0.99, heads 1024 (lightly's
     CIFAR-10 benchmark recipe, cited in the module docstring), in place."""
     config.optim.optimizer = "sgd"
-    config.optim.base_learning_rate = SHORT_RUN_LEARNING_RATE
-    config.optim.weight_decay = SHORT_RUN_WEIGHT_DECAY
+    config.optim.base_learning_rate = SGD_LEARNING_RATE
+    config.optim.weight_decay = SGD_WEIGHT_DECAY
     config.optim.momentum = 0.9
     config.optim.warmup_epochs = 0.0
     config.target.tau_base = 0.99
-    config.model.projector_hidden_dim = SHORT_RUN_HEAD_WIDTH
-    config.model.predictor_hidden_dim = SHORT_RUN_HEAD_WIDTH
+    config.model.projector_hidden_dim = SGD_HEAD_WIDTH
+    config.model.predictor_hidden_dim = SGD_HEAD_WIDTH
 
 
-def long_run_optimisation(config: Config) -> None:
-    """solo-learn's 1000-epoch CIFAR recipe (cited in the module docstring), in place."""
+def lars_recipe(config: Config, epochs: int) -> None:
+    """solo-learn's CIFAR recipe (cited in the module docstring), in place; its 10-epoch
+    warm-up is cut to a tenth of shorter runs."""
     config.optim.optimizer = "lars"
     config.optim.base_learning_rate = 1.0
     config.optim.weight_decay = 1e-5
     config.optim.lars_eta = 0.02
     config.optim.lars_trust_clip = True
-    config.optim.warmup_epochs = 10.0
+    config.optim.warmup_epochs = min(10.0, epochs / 10)
     config.target.tau_base = 0.99
 
 
-def cifar10(epochs: int = LONG_RUN_EPOCHS) -> Config:
+def recipe_for_run_length(config: Config, epochs: int) -> None:
+    """The optimiser recipe measured best at ``epochs`` (see the constants above), in place."""
+    if SGD_FROM_EPOCHS <= epochs < LARS_FROM_EPOCHS:
+        sgd_recipe(config)
+    else:
+        lars_recipe(config, epochs)
+    config.train.epochs = epochs
+
+
+def cifar10(epochs: int = LARS_FROM_EPOCHS) -> Config:
     """ResNet-18 with the CIFAR stem on 32 px CIFAR-10, the recipe chosen by ``epochs``."""
     config = Config()
     config.model.backbone = "resnet18"
     config.model.cifar_stem = True
     config.augment = small_image_augment_config(32)
     config.optim.batch_size = 256
-    if epochs >= LONG_RUN_EPOCHS:
-        long_run_optimisation(config)
-    else:
-        short_run_optimisation(config)
-    config.train.epochs = epochs
+    recipe_for_run_length(config, epochs)
     config.data.source = "cifar10"
     config.data.val_source = "cifar10"
     config.monitor.knn_every_epochs = max(1, min(10, epochs // 10))
     return config
 
 
-def images(epochs: int = 100) -> Config:
-    """A user's own images: ResNet-18 at 96 px, the paper's views, the short-run optimiser."""
+def images(epochs: int = SGD_FROM_EPOCHS) -> Config:
+    """A user's own images: ResNet-18 at 96 px, the paper's views, the recipe for ``epochs``."""
     config = Config()
     config.model.backbone = "resnet18"
     config.augment.image_size = 96
     config.optim.batch_size = 256
-    short_run_optimisation(config)
-    config.train.epochs = epochs
+    recipe_for_run_length(config, epochs)
     return config
 
 

@@ -8,7 +8,7 @@ from byol.cli.config_flags import config_from_arguments
 from byol.cli.main import build_parser
 from byol.config import Config
 from byol.config_io import apply_mapping, to_dict
-from byol.presets import LONG_RUN_EPOCHS, PRESETS, preset
+from byol.presets import LARS_FROM_EPOCHS, PRESETS, preset
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -17,8 +17,8 @@ def test_every_preset_builds_and_survives_its_saved_form(name: str) -> None:
     assert apply_mapping(Config(), to_dict(config)) == config
 
 
-@pytest.mark.parametrize("epochs", [10, 20, 100, 200])
-def test_short_cifar10_runs_get_the_sgd_recipe(epochs: int) -> None:
+@pytest.mark.parametrize("epochs", [100, 200, 800])
+def test_medium_cifar10_runs_get_the_sgd_recipe(epochs: int) -> None:
     config = preset("cifar10", epochs)
     assert config.train.epochs == epochs
     assert config.optim.optimizer == "sgd"
@@ -29,9 +29,17 @@ def test_short_cifar10_runs_get_the_sgd_recipe(epochs: int) -> None:
 
 def test_long_cifar10_runs_get_the_lars_recipe() -> None:
     config = preset("cifar10")
-    assert config.train.epochs == LONG_RUN_EPOCHS
+    assert config.train.epochs == LARS_FROM_EPOCHS
     assert config.optim.optimizer == "lars" and config.optim.base_learning_rate == 1.0
     assert config.optim.weight_decay == 1e-5 and config.optim.warmup_epochs == 10.0
+
+
+@pytest.mark.parametrize(("epochs", "warmup"), [(10, 1.0), (20, 2.0), (50, 5.0)])
+def test_short_cifar10_runs_get_lars_with_a_tenth_of_the_run_as_warmup(
+    epochs: int, warmup: float
+) -> None:
+    config = preset("cifar10", epochs)
+    assert config.optim.optimizer == "lars" and config.optim.warmup_epochs == warmup
 
 
 def test_the_cli_picks_the_recipe_for_the_epochs_it_is_given() -> None:
@@ -39,6 +47,8 @@ def test_the_cli_picks_the_recipe_for_the_epochs_it_is_given() -> None:
     arguments = parser.parse_args(["train", "--preset", "cifar10", "--train.epochs", "100"])
     config = config_from_arguments(arguments)
     assert config.train.epochs == 100 and config.optim.optimizer == "sgd"
+    arguments = parser.parse_args(["train", "--preset", "cifar10", "--train.epochs", "20"])
+    assert config_from_arguments(arguments).optim.optimizer == "lars"
     # An explicit value still wins over the recipe.
     arguments = parser.parse_args(
         ["train", "--preset", "cifar10", "--train.epochs", "100", "--optim.weight_decay", "1e-4"]

@@ -73,8 +73,9 @@ class TrainResult:
     whole run, resumes included. ``already_finished``: ``--resume`` found the run complete and
     did nothing. ``baselines``: k-NN top-1 of ``raw_pixels`` and ``random_encoder`` on the
     validation split (empty without one), to read ``knn_top1`` against.
-    ``online_test_top1``: the online classifier's top-1 on that split at the last evaluation. ``is_global_zero``: False in the other processes of a multi-process run, which
-    should stay quiet.
+    ``online_test_top1``: the online classifier's top-1 on that split at the last evaluation.
+    ``is_global_zero``: False in the other processes of a multi-process run, which should stay
+    quiet.
     """
 
     run_dir: Path
@@ -363,10 +364,7 @@ def train(
                 save("last.pt")  # inside the epoch; at its end the epoch checkpoint follows
         else:
             epoch, batch_in_epoch = epoch + 1, 0
-            if online is not None:  # one host read per epoch
-                train_top1 = online.read_train_accuracy()
-                if log is not None:
-                    log.write({"step": step, "epoch": epoch, "online_train_top1": train_top1})
+            log_online_training_accuracy(online, log, step, epoch)
             if validator is not None and epoch % config.monitor.knn_every_epochs == 0:
                 knn_top1, online_top1 = evaluate_and_log(
                     validator, byol.online.encoder, online, log, step, epoch
@@ -383,11 +381,9 @@ def train(
     final = save("final.pt")
     # The loop leaves on the last step, before its epoch is counted; the final weights are
     # evaluated here (the loop only evaluated earlier epochs).
-    epoch += batch_in_epoch == views.steps_per_epoch
-    if online is not None:
-        train_top1 = online.read_train_accuracy()
-        if log is not None:
-            log.write({"step": step, "epoch": epoch, "online_train_top1": train_top1})
+    if batch_in_epoch == views.steps_per_epoch:
+        epoch += 1
+    log_online_training_accuracy(online, log, step, epoch)
     if validator is not None:
         knn_top1, online_top1 = evaluate_and_log(
             validator, byol.online.encoder, online, log, step, epoch
@@ -444,6 +440,17 @@ def build_online_classifier(
     if fabric.world_size > 1:
         online.linear, online.optimizer = fabric.setup(online.linear, online.optimizer)
     return online
+
+
+def log_online_training_accuracy(
+    online: OnlineClassifier | None, log: RunLog | None, step: int, epoch: int
+) -> None:
+    """The online classifier's accuracy on the epoch's training views (one host read)."""
+    if online is None:
+        return
+    train_top1 = online.read_train_accuracy()
+    if log is not None:
+        log.write({"step": step, "epoch": epoch, "online_train_top1": train_top1})
 
 
 def evaluate_and_log(
