@@ -105,6 +105,7 @@ PRESETS = {
     "imagenet-1000": lambda: imagenet(1000),
     "cifar10": cifar10,
     "digits": digits,
+    "images": cifar10,  # replaced by the measured short-run recipe
 }
 
 
@@ -113,3 +114,14 @@ def preset(name: str) -> Config:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return dataclasses.replace(PRESETS[name]())
+
+
+def preset_for_data(source: str | None) -> str:
+    """The preset a ``byol train DATA`` run starts from when no ``--preset`` is given: the
+    named data set's own recipe (``digits``, ``cifar10``), ``images`` for a folder (or shards),
+    and the ``digits`` quick-start when there is no data argument."""
+    if source is None:
+        return "digits"
+    if source in ("digits", "cifar10"):
+        return source
+    return "images"

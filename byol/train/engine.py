@@ -39,6 +39,7 @@ from byol.export.checkpoint import check_weights_fit
 from byol.model import BYOL, build_model
 from byol.optim import build_optimizer
 from byol.schedules import learning_rate, target_tau
+from byol.train.errors import TrainingStopped
 from byol.train.loss_window import LossWindow, state_is_finite
 from byol.train.run_dir import (
     ResumedRun,
@@ -53,11 +54,6 @@ from byol.train.run_log import RunLog
 from byol.train.step import check_gradient_accumulation, training_step
 from byol.train.validation import KNNValidator
 from byol.train.views import build_view_source, training_source
-
-
-class TrainingStopped(RuntimeError):
-    """The run stopped on purpose (non-finite loss, collapse, a checkpoint that could not be
-    written); the message says why and where the last good checkpoint is."""
 
 
 @dataclass(frozen=True)
