@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from lightning.fabric import Fabric
+from lightning_fabric import Fabric
 from torch import nn
 from torch.optim import Optimizer
 from tqdm.auto import tqdm
@@ -41,6 +41,14 @@ from byol.optim import build_optimizer
 from byol.schedules import learning_rate, target_tau
 from byol.train.errors import TrainingStopped
 from byol.train.loss_window import LossWindow, state_is_finite
+from byol.train.progress import (
+    ThroughputWatch,
+    progress_line,
+    progress_lines_wanted,
+    proj_std_help,
+    quiet_amp_notice,
+    resolve_num_threads,
+)
 from byol.train.run_dir import (
     ResumedRun,
     RunFolder,
@@ -106,6 +114,7 @@ def build_fabric(config: Config) -> Fabric:
     devices: Any = config.train.devices
     if isinstance(devices, str) and devices.isdigit():
         devices = int(devices)
+    quiet_amp_notice()
     return Fabric(
         accelerator=config.train.accelerator,
         devices=devices,
@@ -137,6 +146,7 @@ def train(
     elif resume_overrides:
         raise ValueError("resume_overrides apply to a resumed run; pass resume=RUN_DIR")
     check_train_config(config)
+    torch.set_num_threads(resolve_num_threads(config.train.num_threads))
     # Resolve the data first: a wrong path fails before any process or device is set up.
     source = training_source(config, progress=progress)
     fabric = build_fabric(config)
@@ -252,10 +262,16 @@ def train(
     detector = CollapseDetector(config.model.projection_dim, config.monitor.collapse_std_threshold)
     global_batch = views.batch_size * fabric.world_size
     every_steps = config.train.checkpoint_every_steps
+    show_progress = progress and fabric.is_global_zero
+    # Under a pipe or in a CI log a bar prints a line per update: one line per log step instead.
+    lines = progress_lines_wanted(show_progress)
+    if show_progress:
+        print(proj_std_help(config.model.projection_dim), file=sys.stderr, flush=True)
+    throughput = ThroughputWatch()
     bar = tqdm(
         total=total_steps,
         initial=step,
-        disable=not (progress and fabric.is_global_zero),
+        disable=not show_progress or lines,
         desc="BYOL",
         unit="step",
         dynamic_ncols=True,
@@ -324,10 +340,16 @@ def train(
                     lr=f"{lr:.3g}",
                     tau=f"{tau:.4f}",
                     img_s=f"{rate:.0f}",
-                    std=f"{std:.3f}",
+                    proj_std=f"{std:.3f}",
                     **({"skipped": skipped_steps} if skip_nonfinite else {}),
                 )
                 bar.update(window.steps)
+                if lines:
+                    line = progress_line(step, total_steps, window.loss, lr, tau, rate, std)
+                    print(line, file=sys.stderr, flush=True)
+                slow = throughput.update(rate)
+                if slow is not None and fabric.is_global_zero:
+                    warnings.warn(slow, stacklevel=1)
                 last_loss = window.loss
                 report = detector.update(step, std, rank)
                 if report.message:
@@ -407,6 +429,7 @@ def check_train_config(config: Config) -> None:
         "train.checkpoint_every_epochs": config.train.checkpoint_every_epochs,
         "train.checkpoint_every_steps": config.train.checkpoint_every_steps,
         "train.max_steps": config.train.max_steps,
+        "train.num_threads": config.train.num_threads,
     }
     for name, value in counts.items():
         if value is not None and value < 1:

@@ -83,3 +83,22 @@ def test_quickstart_main_job_prints_trained_and_random_knn(
     trained, random = (float(part.split()[-1].rstrip("%")) for part in line.split("|"))
     assert 10.0 < trained <= 100.0 and 10.0 < random <= 100.0
     assert "report:" in out
+
+
+def test_embed_lists_unreadable_images_next_to_its_output(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ..data.images import noise_jpeg
+
+    folder = tmp_path / "images"
+    for index in range(4):
+        noise_jpeg(folder / "a" / f"{index}.jpg", side=20, seed=index)
+    broken = folder / "a" / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    out = tmp_path / "features.npy"
+    assert main(["embed", str(folder), "--checkpoint", str(run_dir), "--out", str(out)]) == 0
+    listed = out.with_suffix(".skipped.txt").read_text().splitlines()
+    assert len(listed) == 1 and listed[0].split("\t")[0].endswith("broken.jpg")
+    assert np.load(out).shape[0] == 4
+    captured = capsys.readouterr()
+    assert str(out.with_suffix(".skipped.txt")) in captured.out
