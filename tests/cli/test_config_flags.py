@@ -88,9 +88,11 @@ def test_cifar_stem_note_for_a_small_resnet() -> None:
 
 
 def test_cifar_stem_with_a_timm_model_is_an_error_naming_the_fix() -> None:
-    with pytest.raises(ValueError, match="add --model.cifar_stem false"):
+    with pytest.raises(ValueError, match=r"add --model\.cifar_stem false"):
         resolve("cifar10", "--model.backbone", "timm/resnet18")
-    explicit = resolve("cifar10", "--model.backbone", "timm/resnet18", "--model.cifar_stem", "false")
+    explicit = resolve(
+        "cifar10", "--model.backbone", "timm/resnet18", "--model.cifar_stem", "false"
+    )
     assert len(explicit.notes) == 1
 
 
