@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
-import functools
 import inspect
 import itertools
 import os
@@ -173,10 +172,18 @@ def iter_fields(config: Any, prefix: str = "") -> typing.Iterator[tuple[str, Any
             yield dotted, hints[field.name], value
 
 
-@functools.cache
+_FIELD_DOCS: dict[type, dict[str, str]] = {}
+
+
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring under each field of dataclass ``cls`` (PEP 257 attribute docstrings),
     whitespace collapsed to single spaces: ``{"batch_size": "The global batch, ..."}``."""
+    if cls not in _FIELD_DOCS:
+        _FIELD_DOCS[cls] = _read_field_docs(cls)
+    return _FIELD_DOCS[cls]
+
+
+def _read_field_docs(cls: type) -> dict[str, str]:
     tree = ast.parse(inspect.cleandoc("\n" + inspect.getsource(cls)))
     body = next(node for node in tree.body if isinstance(node, ast.ClassDef)).body
     docs = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def train(arguments: argparse.Namespace) -> int:
     else:
         resolved: ResolvedConfig = arguments.resolved  # byol.cli.main.prepare checked it
         config = resolved.config
-        print("\n".join(resolved.notes), flush=True)
+        if _first_process():
+            print("\n".join(resolved.notes), flush=True)
         result = run_training(config, progress=not arguments.no_progress)
         if not result.is_global_zero:  # the other processes of a multi-process run
             return 0
@@ -78,6 +80,14 @@ def train(arguments: argparse.Namespace) -> int:
         count = len(result.skipped_images.read_text().splitlines())
         print(f"skipped {count} unreadable images (list in {result.skipped_images})")
     return 0
+
+
+def _first_process() -> bool:
+    """False in the processes a launcher (Fabric, torchrun, srun) starts besides the first."""
+    for variable in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if variable in os.environ:
+            return os.environ[variable] == "0"
+    return True
 
 
 def _refuse_config_with_resume(arguments: argparse.Namespace) -> None:

@@ -65,7 +65,7 @@ def test_default_thread_count_is_capped_by_the_cpus_available() -> None:
 def test_zero_threads_is_refused(tmp_path: Path) -> None:
     config = tiny_config(tmp_path)
     config.train.num_threads = 0
-    with pytest.raises(ValueError, match="train.num_threads=0 must be at least 1"):
+    with pytest.raises(ValueError, match=r"train\.num_threads=0 must be at least 1"):
         train(config, progress=False)
 
 
