@@ -300,7 +300,7 @@ def check_resume_path(resume: str) -> None:
 def _skipped_list_note(arguments: argparse.Namespace) -> str | None:
     """Where this command writes the list of unreadable image files, if anywhere."""
     if arguments.command == "train":
-        return "the list goes to skipped_images.txt in the run folder"
+        return "training images left out are listed in skipped_images.txt in the run folder"
     if arguments.command == "embed":
         return f"the list goes to {Path(arguments.out).with_suffix('.skipped.txt')}"
     return None
