@@ -14,18 +14,12 @@ from dataclasses import dataclass
 from torch import nn
 from torchvision import models
 
+from byol.backbone_names import TIMM_PREFIX, TORCHVISION_RESNET_NAMES
 from byol.small_resnet import SMALL_RESNETS, SmallResNet
 
 TORCHVISION_RESNETS: dict[str, Callable[..., models.ResNet]] = {
-    "resnet18": models.resnet18,
-    "resnet34": models.resnet34,
-    "resnet50": models.resnet50,
-    "resnet101": models.resnet101,
-    "resnet152": models.resnet152,
-    "wide_resnet50_2": models.wide_resnet50_2,
-    "wide_resnet101_2": models.wide_resnet101_2,
+    name: getattr(models, name) for name in TORCHVISION_RESNET_NAMES
 }
-TIMM_PREFIX = "timm/"
 
 
 @dataclass(frozen=True)
@@ -83,7 +77,9 @@ def build_backbone(
 
     ``resnet18`` ... ``wide_resnet101_2`` come from torchvision, ``small_resnet18_w{8,16,32}``
     from :mod:`byol.small_resnet`; any other name (or one written ``timm/<name>``) is looked up
-    in timm.
+    in timm. ``cifar_stem`` (see :func:`byol.backbone_names.cifar_stem_effect`) replaces a
+    torchvision ResNet's stem, changes nothing for the small ResNets (their stem is always the
+    CIFAR one) and is refused for timm models.
     """
     if name in TORCHVISION_RESNETS:
         module = torchvision_resnet(name, cifar_stem, zero_init_residual)
@@ -94,7 +90,8 @@ def build_backbone(
     timm_name = name.removeprefix(TIMM_PREFIX)
     timm_names = _timm_model_names()
     if timm_name not in timm_names:
-        candidates = list(TORCHVISION_RESNETS) + list(SMALL_RESNETS) + timm_names
+        # timm also has resnet18 etc.: name each candidate once.
+        candidates = list(dict.fromkeys([*TORCHVISION_RESNETS, *SMALL_RESNETS, *timm_names]))
         raise ValueError(_unknown_name_message(name, candidates))
     if cifar_stem:
         raise ValueError(

@@ -7,8 +7,11 @@ never be silently ignored.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import inspect
+import itertools
 import os
 import re
 import types
@@ -167,6 +170,33 @@ def iter_fields(config: Any, prefix: str = "") -> typing.Iterator[tuple[str, Any
             yield from iter_fields(value, f"{dotted}.")
         else:
             yield dotted, hints[field.name], value
+
+
+_FIELD_DOCS: dict[type, dict[str, str]] = {}
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of dataclass ``cls`` (PEP 257 attribute docstrings),
+    whitespace collapsed to single spaces: ``{"batch_size": "The global batch, ..."}``."""
+    if cls not in _FIELD_DOCS:
+        _FIELD_DOCS[cls] = _read_field_docs(cls)
+    return _FIELD_DOCS[cls]
+
+
+def _read_field_docs(cls: type) -> dict[str, str]:
+    tree = ast.parse(inspect.cleandoc("\n" + inspect.getsource(cls)))
+    body = next(node for node in tree.body if isinstance(node, ast.ClassDef)).body
+    docs = {}
+    for node, following in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
 
 
 def _keys(section: Any) -> str:

@@ -188,3 +188,14 @@ def preset(name: str, epochs: int | None = None) -> Config:
     ):
         raise ValueError(f"epochs={epochs!r} must be a positive whole number")
     return PRESETS[name](epochs)
+
+
+def preset_for_data(source: str | None) -> str:
+    """The preset a ``byol train DATA`` run starts from when no ``--preset`` is given: the
+    named data set's own recipe (``digits``, ``cifar10``), ``images`` for a folder (or shards),
+    and the ``digits`` quick-start when there is no data argument."""
+    if source is None:
+        return "digits"
+    if source in ("digits", "cifar10"):
+        return source
+    return "images"

@@ -11,6 +11,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 
+from byol.backbone_names import SMALL_RESNET_NAMES, SMALL_RESNET_WIDTHS
+
 
 class SmallResNet(nn.Module):
     """(B, 3, H, W) -> pooled features (B, 8 * width); ``num_features`` declares the size."""
@@ -54,4 +56,4 @@ class SmallResNet(nn.Module):
         return self.avgpool(x).flatten(1)
 
 
-SMALL_RESNETS = {f"small_resnet18_w{width}": width for width in (8, 16, 32)}
+SMALL_RESNETS = dict(zip(SMALL_RESNET_NAMES, SMALL_RESNET_WIDTHS, strict=True))

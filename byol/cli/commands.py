@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -13,9 +14,8 @@ import torch
 from torch import nn
 
 from byol.checkpoint import checkpoint_file
-from byol.cli.config_flags import config_from_arguments, flag_overrides
+from byol.cli.config_flags import ResolvedConfig, flag_overrides
 from byol.config import Config
-from byol.config_io import apply_dotted
 from byol.data.cache import ImageCache
 from byol.data.registry import load_images
 from byol.eval.baselines import PixelEncoder
@@ -55,11 +55,10 @@ def train(arguments: argparse.Namespace) -> int:
             return 0
         config = load_encoder_from_checkpoint(result.checkpoint)[1]
     else:
-        config = config_from_arguments(arguments)
-        if arguments.data:
-            apply_dotted(config, {"data.source": arguments.data})
-            if config.data.val_source is not None:
-                config.data.val_source = arguments.data
+        resolved: ResolvedConfig = arguments.resolved  # byol.cli.main.prepare checked it
+        config = resolved.config
+        if _first_process():
+            print("\n".join(resolved.notes), flush=True)
         result = run_training(config, progress=not arguments.no_progress)
         if not result.is_global_zero:  # the other processes of a multi-process run
             return 0
@@ -123,6 +122,14 @@ def _verdict(trained: float, pixels: float, random: float) -> str:
 
 def _second(item: tuple[str, float]) -> float:
     return -math.inf if math.isnan(item[1]) else item[1]
+
+
+def _first_process() -> bool:
+    """False in the processes a launcher (Fabric, torchrun, srun) starts besides the first."""
+    for variable in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if variable in os.environ:
+            return os.environ[variable] == "0"
+    return True
 
 
 def _refuse_config_with_resume(arguments: argparse.Namespace) -> None:
@@ -252,7 +259,20 @@ def embed(arguments: argparse.Namespace) -> int:
     paths = out.with_suffix(".paths.txt")
     paths.write_text("\n".join(cache.paths) + "\n")
     print(f"wrote {tuple(features.features.shape)} features to {out} and image paths to {paths}")
+    skipped = write_skipped_list(out.with_suffix(".skipped.txt"), cache.skipped)
+    if skipped is not None:
+        print(f"left out {len(cache.skipped)} unreadable images, listed in {skipped}")
     return 0
+
+
+def write_skipped_list(path: Path, skipped: list[tuple[str, str]]) -> Path | None:
+    """One ``path<TAB>reason`` line per unreadable image (the run folder's
+    ``skipped_images.txt`` format) in ``path``; no file, and an old one removed, when none."""
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return None
+    path.write_text("".join(f"{file}\t{reason}\n" for file, reason in skipped))
+    return path
 
 
 def export(arguments: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from lightning.fabric import Fabric
+from lightning_fabric import Fabric
 from torch import nn
 from torch.optim import Optimizer
 from tqdm.auto import tqdm
@@ -42,7 +42,16 @@ from byol.export.checkpoint import check_weights_fit
 from byol.model import BYOL, build_model
 from byol.optim import build_optimizer
 from byol.schedules import learning_rate, target_tau
+from byol.train.errors import TrainingStopped
 from byol.train.loss_window import LossWindow, state_is_finite
+from byol.train.progress import (
+    ThroughputWatch,
+    progress_line,
+    progress_lines_wanted,
+    proj_std_help,
+    quiet_amp_notice,
+    resolve_num_threads,
+)
 from byol.train.run_dir import (
     ResumedRun,
     RunFolder,
@@ -56,11 +65,6 @@ from byol.train.run_log import RunLog
 from byol.train.step import check_gradient_accumulation, training_step
 from byol.train.validation import KNNValidator
 from byol.train.views import build_view_source, training_source
-
-
-class TrainingStopped(RuntimeError):
-    """The run stopped on purpose (non-finite loss, collapse, a checkpoint that could not be
-    written); the message says why and where the last good checkpoint is."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ def build_fabric(config: Config) -> Fabric:
     devices: Any = config.train.devices
     if isinstance(devices, str) and devices.isdigit():
         devices = int(devices)
+    quiet_amp_notice()
     return Fabric(
         accelerator=config.train.accelerator,
         devices=devices,
@@ -150,6 +155,7 @@ def train(
         raise ValueError("resume_overrides apply to a resumed run; pass resume=RUN_DIR")
     check_train_config(config)
     started = time.perf_counter()
+    torch.set_num_threads(resolve_num_threads(config.train.num_threads))
     # Resolve the data first: a wrong path fails before any process or device is set up.
     source = training_source(config, progress=progress)
     fabric = build_fabric(config)
@@ -269,10 +275,16 @@ def train(
     detector = CollapseDetector(config.model.projection_dim, config.monitor.collapse_std_threshold)
     global_batch = views.batch_size * fabric.world_size
     every_steps = config.train.checkpoint_every_steps
+    show_progress = progress and fabric.is_global_zero
+    # Under a pipe or in a CI log a bar prints a line per update: one line per log step instead.
+    lines = progress_lines_wanted(show_progress)
+    if show_progress:
+        print(proj_std_help(config.model.projection_dim), file=sys.stderr, flush=True)
+    throughput = ThroughputWatch()
     bar = tqdm(
         total=total_steps,
         initial=step,
-        disable=not (progress and fabric.is_global_zero),
+        disable=not show_progress or lines,
         desc="BYOL",
         unit="step",
         dynamic_ncols=True,
@@ -345,10 +357,16 @@ def train(
                     lr=f"{lr:.3g}",
                     tau=f"{tau:.4f}",
                     img_s=f"{rate:.0f}",
-                    std=f"{std:.3f}",
+                    proj_std=f"{std:.3f}",
                     **({"skipped": skipped_steps} if skip_nonfinite else {}),
                 )
                 bar.update(window.steps)
+                if lines:
+                    line = progress_line(step, total_steps, window.loss, lr, tau, rate, std)
+                    print(line, file=sys.stderr, flush=True)
+                slow = throughput.update(rate)
+                if slow is not None and fabric.is_global_zero:
+                    warnings.warn(slow, stacklevel=1)
                 last_loss = window.loss
                 report = detector.update(step, std, rank)
                 if report.message:
@@ -490,6 +508,7 @@ def check_train_config(config: Config) -> None:
         "train.checkpoint_every_epochs": config.train.checkpoint_every_epochs,
         "train.checkpoint_every_steps": config.train.checkpoint_every_steps,
         "train.max_steps": config.train.max_steps,
+        "train.num_threads": config.train.num_threads,
     }
     for name, value in counts.items():
         if value is not None and value < 1:

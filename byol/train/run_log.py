@@ -1,9 +1,14 @@
-"""Run-folder logs: ``metrics.csv`` (read by the report) and TensorBoard event files."""
+"""Run-folder logs: ``metrics.csv`` (read by the report) and TensorBoard event files.
+
+TensorBoard is optional (``pip install byol[tensorboard]``): without it only ``metrics.csv``
+is written, and the first run of the process says how to turn the event files on.
+"""
 
 from __future__ import annotations
 
 import csv
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,11 @@ METRIC_COLUMNS = (
     "online_test_top1",
     "online_test_top5",
 )
+TENSORBOARD_MISSING = (
+    "byol: TensorBoard logs are off because tensorboard is not installed (metrics.csv has the "
+    "same figures); to turn them on: pip install 'byol[tensorboard]'"
+)
+_told_tensorboard_missing = False
 
 
 class RunLog:
@@ -50,15 +60,7 @@ class RunLog:
             self._writer.writeheader()
         self._tensorboard: Any = None
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                purge_step = None if resume_step is None else resume_step + 1
-                self._tensorboard = SummaryWriter(
-                    log_dir=str(run_dir / "tensorboard"), purge_step=purge_step
-                )
-            except ImportError:  # pragma: no cover - tensorboard is a dependency
-                self._tensorboard = None
+            self._tensorboard = _summary_writer(run_dir, resume_step)
 
     def write(self, row: dict[str, float | int]) -> None:
         self._writer.writerow(row)
@@ -78,6 +80,21 @@ class RunLog:
 def _header(path: Path) -> tuple[str, ...]:
     with path.open(newline="") as handle:
         return tuple(next(csv.reader(handle), METRIC_COLUMNS))
+
+
+def _summary_writer(run_dir: Path, resume_step: int | None) -> Any:
+    """A TensorBoard writer for ``run_dir/tensorboard``, or None (said once per process) when
+    tensorboard is not installed."""
+    global _told_tensorboard_missing
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        if not _told_tensorboard_missing:
+            print(TENSORBOARD_MISSING, file=sys.stderr)
+            _told_tensorboard_missing = True
+        return None
+    purge_step = None if resume_step is None else resume_step + 1
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
 
 
 def _drop_rows_after(path: Path, step: int) -> None:

@@ -52,7 +52,8 @@ class KNNValidator:
     """Weighted k-NN (k, T from ``config.monitor``): train split as bank, test split as queries.
 
     Runs where ``enabled`` (rank 0 in a multi-process run); the images are cached as uint8 once,
-    at construction. ``source`` defaults to ``config.data.val_source``.
+    at construction. ``source`` defaults to ``config.data.val_source``, ``batch_size`` to
+    ``config.monitor.eval_batch_size``.
     """
 
     def __init__(
@@ -61,9 +62,10 @@ class KNNValidator:
         device: torch.device,
         enabled: bool = True,
         source: str | None = None,
-        batch_size: int = 512,
+        batch_size: int | None = None,
     ) -> None:
-        self.config, self.device, self.batch_size = config, device, batch_size
+        self.config, self.device = config, device
+        self.batch_size = config.monitor.eval_batch_size if batch_size is None else batch_size
         source = source or config.data.val_source
         self.enabled = enabled and source is not None
         self._last: tuple[Features, Features] | None = None

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
-from lightning.fabric import Fabric
+from lightning_fabric import Fabric
 from torch import Tensor
 
 from byol.augment import BatchedTwoViews, ReferenceTwoViews, TwoViewParams

@@ -18,6 +18,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (["train", "/nonexistent/folder"], "existing folder"),
         (["train", "--no-such-option", "1"], "unrecognized arguments"),
+        (["train", "--train.epoch", "3"], "did you mean --train.epochs?"),
         (["train", "--optim.batch_size", "many"], "must be an integer"),
     ],
 )
@@ -54,4 +55,4 @@ def test_help_lists_every_option_with_default() -> None:
         "--augment.view2.solarize_prob",
     ):
         assert flag in result.stdout
-    assert "default: 0.996" in result.stdout
+    assert "Default: 0.99 [library: 0.996]" in " ".join(result.stdout.split())

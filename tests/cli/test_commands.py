@@ -96,3 +96,22 @@ def test_quickstart_main_job_prints_trained_pixels_and_random_knn(
     # The summary says how the encoder stands against the best baseline, and what to run next.
     assert "best baseline" in out or "points below" in out
     assert "report:" in out and "next: byol eval linear" in out
+
+
+def test_embed_lists_unreadable_images_next_to_its_output(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ..data.images import noise_jpeg
+
+    folder = tmp_path / "images"
+    for index in range(4):
+        noise_jpeg(folder / "a" / f"{index}.jpg", side=20, seed=index)
+    broken = folder / "a" / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    out = tmp_path / "features.npy"
+    assert main(["embed", str(folder), "--checkpoint", str(run_dir), "--out", str(out)]) == 0
+    listed = out.with_suffix(".skipped.txt").read_text().splitlines()
+    assert len(listed) == 1 and listed[0].split("\t")[0].endswith("broken.jpg")
+    assert np.load(out).shape[0] == 4
+    captured = capsys.readouterr()
+    assert str(out.with_suffix(".skipped.txt")) in captured.out

@@ -63,3 +63,24 @@ def test_library_backbones_train(name: str) -> None:
 
 def test_custom_module_trains() -> None:
     _loss_falls(TinyNet())
+
+
+def test_unknown_name_suggests_each_model_once() -> None:
+    pytest.importorskip("timm")  # timm also has a resnet18
+    with pytest.raises(ValueError) as raised:
+        build_backbone("resnet1")
+    suggestions = str(raised.value).split("did you mean ")[1].split("?")[0].split(", ")
+    assert "resnet18" in suggestions
+    assert len(suggestions) == len(set(suggestions)), suggestions
+
+
+def test_cifar_stem_effect_per_backbone_kind() -> None:
+    from byol.backbone_names import cifar_stem_effect
+
+    assert cifar_stem_effect("resnet50") == "replaces"
+    assert cifar_stem_effect("small_resnet18_w8") == "built_in"
+    assert cifar_stem_effect("timm/vit_tiny_patch16_224") == "refused"
+    # The small ResNets have the CIFAR stem either way.
+    with_flag = build_backbone("small_resnet18_w8", cifar_stem=True).module
+    without = build_backbone("small_resnet18_w8", cifar_stem=False).module
+    assert with_flag.conv1.kernel_size == without.conv1.kernel_size == (3, 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from lightning.fabric import Fabric
+from lightning_fabric import Fabric
 
 from byol.presets import preset
 from byol.train.views import CachedViewSource, build_view_source, training_source

@@ -1,18 +1,44 @@
-"""Presets: each builds, and the CIFAR-10 recipe follows the run length."""
-
-from __future__ import annotations
+"""Every preset builds, a data argument brings its own preset, and the CIFAR-10 recipe follows
+the run length."""
 
 import pytest
 
-from byol.cli.config_flags import config_from_arguments
+from byol.augment import validate_augment_config
+from byol.cli.config_flags import resolve_train_config
 from byol.cli.main import build_parser
 from byol.config import Config
 from byol.config_io import apply_mapping, to_dict
-from byol.presets import LARS_FROM_EPOCHS, PRESETS, preset
+from byol.model import build_model
+from byol.presets import LARS_FROM_EPOCHS, PRESETS, preset, preset_for_data
+from byol.train.engine import check_train_config
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_every_preset_builds_and_survives_its_saved_form(name: str) -> None:
+def test_every_preset_builds_a_valid_config_and_model(name: str) -> None:
+    config = preset(name)
+    validate_augment_config(config.augment)
+    check_train_config(config)
+    model = build_model(config.model)
+    assert model.online.projector is not None
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (None, "digits"),
+        ("digits", "digits"),
+        ("cifar10", "cifar10"),
+        ("path/to/images", "images"),
+        ("/data/imagenet", "images"),
+    ],
+)
+def test_preset_for_data(source: str | None, expected: str) -> None:
+    assert preset_for_data(source) == expected
+    assert expected in PRESETS
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_survives_its_saved_form(name: str) -> None:
     config = preset(name)
     assert apply_mapping(Config(), to_dict(config)) == config
 
@@ -45,15 +71,15 @@ def test_short_cifar10_runs_get_lars_with_a_tenth_of_the_run_as_warmup(
 def test_the_cli_picks_the_recipe_for_the_epochs_it_is_given() -> None:
     parser = build_parser()
     arguments = parser.parse_args(["train", "--preset", "cifar10", "--train.epochs", "100"])
-    config = config_from_arguments(arguments)
+    config = resolve_train_config(arguments).config
     assert config.train.epochs == 100 and config.optim.optimizer == "sgd"
     arguments = parser.parse_args(["train", "--preset", "cifar10", "--train.epochs", "20"])
-    assert config_from_arguments(arguments).optim.optimizer == "lars"
+    assert resolve_train_config(arguments).config.optim.optimizer == "lars"
     # An explicit value still wins over the recipe.
     arguments = parser.parse_args(
         ["train", "--preset", "cifar10", "--train.epochs", "100", "--optim.weight_decay", "1e-4"]
     )
-    assert config_from_arguments(arguments).optim.weight_decay == 1e-4
+    assert resolve_train_config(arguments).config.optim.weight_decay == 1e-4
 
 
 def test_bad_run_length_is_refused() -> None:
