@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from byol.atomic import WriteError, remove_stale_temporaries, write_together
 from byol.checkpoint import checkpoint_file
 from byol.cli.config_flags import config_from_arguments, flag_overrides
 from byol.config import Config
@@ -40,6 +43,7 @@ def train(arguments: argparse.Namespace) -> int:
             resume=arguments.resume,
             progress=not arguments.no_progress,
             resume_overrides=flag_overrides(arguments),
+            allow_data_change=arguments.allow_data_change,
         )
         if not result.is_global_zero:
             return 0
@@ -178,23 +182,31 @@ def eval_linear(arguments: argparse.Namespace) -> int:
         if arguments.out
         else (checkpoint_file(arguments.checkpoint).parent / "linear_classifier.safetensors")
     )
-    save_linear_classifier(result.classifier, out)
-    print(
-        json.dumps(
-            {
-                "data": source,
-                "protocol": "fast",
-                "top1": result.top1,
-                "top5": result.top5,
-                "weight_decay": result.weight_decay,
-                "classifier": str(out),
-            }
-        )
-    )
+    summary = {
+        "data": source,
+        "protocol": "fast",
+        "top1": result.top1,
+        "top5": result.top5,
+        "weight_decay": result.weight_decay,
+    }
+    try:
+        save_linear_classifier(result.classifier, out)
+    except WriteError as error:
+        # The accuracy is the result: print it before the error about the classifier file.
+        print(json.dumps({**summary, "classifier": None}), flush=True)
+        raise ValueError(
+            f"{error}; the accuracy above is complete, only the classifier was not saved "
+            "(pass --out FILE to save it elsewhere)"
+        ) from error
+    print(json.dumps({**summary, "classifier": str(out)}))
     return 0
 
 
 def embed(arguments: argparse.Namespace) -> int:
+    _check_batch_size(arguments.batch_size)
+    out = Path(arguments.out)
+    if out.suffix != ".npy":
+        out = out.with_name(out.name + ".npy")  # what np.save would name it
     encoder, config = _encoder_and_config(arguments)
     cache = load_images(
         arguments.data,
@@ -209,23 +221,40 @@ def embed(arguments: argparse.Namespace) -> int:
         _device(),
         progress=True,
     )
-    out = Path(arguments.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, features.features.numpy())
     paths = out.with_suffix(".paths.txt")
-    paths.write_text("\n".join(cache.paths) + "\n")
+    write_features(out, features.features.numpy(), paths, cache.paths)
     print(f"wrote {tuple(features.features.shape)} features to {out} and image paths to {paths}")
     return 0
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"--batch-size {batch_size} must be at least 1 (e.g. 256)")
+
+
+def write_features(out: Path, features: np.ndarray, paths_file: Path, paths: list[str]) -> None:
+    """Write ``features`` (``.npy``) and their image paths, each atomically; the old pair stays
+    whole until both new files are complete (paths are renamed last, after the features)."""
+    buffer = io.BytesIO()
+    np.save(buffer, features)
+    listing = ("\n".join(paths) + "\n").encode("utf-8", errors="surrogateescape")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out.parent)
+    write_together({out: buffer.getvalue(), paths_file: listing})
 
 
 def export(arguments: argparse.Namespace) -> int:
     from byol.export import export_encoder
 
     result = export_encoder(
-        checkpoint_file(arguments.checkpoint), arguments.out, onnx=not arguments.no_onnx
+        checkpoint_file(arguments.checkpoint),
+        arguments.out,
+        onnx=False if arguments.no_onnx else None,
     )
     for path in result.files:
         print(path)
+    if result.onnx_note:
+        print(f"byol: note: {result.onnx_note}", file=sys.stderr)
     return 0
 
 

@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="image folder, 'cifar10' or 'digits' (default: the preset's data.source)",
     )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    train.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="with --resume: continue even if the data differs from the checkpoint's",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_arguments(train, default_preset="digits")
     train.set_defaults(handler=commands.train)
