@@ -271,4 +271,10 @@ def shard(arguments: argparse.Namespace) -> int:
     )
     shards = write_shards(source, arguments.out, arguments.images_per_shard)
     print(f"wrote {shards.num_images} images in {len(shards.files)} shards to {shards.root}")
+    if shards.skipped:
+        path, reason = shards.skipped[0]
+        print(
+            f"skipped {len(shards.skipped)} unreadable images, as training would (first: "
+            f"{path}: {reason})"
+        )
     return 0
