@@ -221,6 +221,8 @@ def prepare_run_folder(
         return folder
     if not create:
         return RunFolder(path if path is not None else _run_path(config, config.train.run_name))
+    if resumed is not None:  # a loose checkpoint: never the saved name of the run it came from
+        config.train.run_name = None
     folder = create_run_folder(config)
     if resumed is not None:
         print(
