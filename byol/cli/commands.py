@@ -82,7 +82,7 @@ def train(arguments: argparse.Namespace) -> int:
             "(train.nonfinite=skip)"
         )
     if result.skipped_images is not None:
-        count = len(result.skipped_images.read_text().splitlines())
+        count = len(result.skipped_images.read_bytes().splitlines())
         print(f"skipped {count} unreadable images (list in {result.skipped_images})")
     return 0
 

@@ -162,14 +162,20 @@ def _run(arguments: argparse.Namespace) -> int:
         print(f"byol: error: {_first_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:  # the machine, not the input: a full disk, a lost mount
-        where = f" ({error.filename})" if error.filename else ""
+        where = f" ({printable(str(error.filename))})" if error.filename else ""
         print(f"byol: error: {error.strerror or _first_line(error)}{where}", file=sys.stderr)
         return 1
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
+    text = printable(str(error).strip())
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of odd file names shown as ``\\xNN`` escapes, so
+    printing it never fails."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
 
 
 def _show_warning(
@@ -181,7 +187,7 @@ def _show_warning(
     line: str | None = None,
 ) -> None:
     # Warnings are for the user here: one line, without the source line that raised them.
-    text = str(message).strip()
+    text = printable(str(message).strip())
     print(f"byol: warning: {text.splitlines()[0] if text else category.__name__}", file=sys.stderr)
 
 
