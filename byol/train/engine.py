@@ -185,7 +185,7 @@ def _run_folder(config: Config, resumed: ResumedRun | None, fabric: Fabric) -> R
     if fabric.world_size > 1 and (resumed is None or resumed.run_dir is None):
         path = fabric.broadcast(str(folder.path) if folder is not None else None, src=0)
         if folder is None:
-            folder = prepare_run_folder(config, resumed, False, Path(path))
+            folder = prepare_run_folder(config, resumed, False, Path(str(path)))
     if folder is None:
         folder = prepare_run_folder(config, resumed, False)
     return folder

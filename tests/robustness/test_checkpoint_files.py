@@ -78,7 +78,7 @@ def test_read_checkpoint_refuses_a_damaged_archive(run_dir: Path, tmp_path: Path
     file = tmp_path / "last.pt"
     data = (run_dir / "checkpoints" / "last.pt").read_bytes()
     file.write_bytes(data[:-30] + bytes(30))  # the end of the central directory zeroed
-    with pytest.raises(ValueError, match="corrupted|not a BYOL checkpoint"):
+    with pytest.raises(ValueError, match=r"corrupted|not a BYOL checkpoint"):
         read_checkpoint(file)
 
 
