@@ -200,3 +200,21 @@ def test_temporaries_of_killed_processes_are_removed_by_the_next_run(tmp_path: P
     alive.mkdir()
     assert run_train(tmp_path, str(tmp_path / "images")) == 0
     assert not orphan[0].exists() and alive.exists()
+
+
+def test_a_shard_run_that_fills_the_disk_leaves_no_temporary_and_no_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    noise_images(tmp_path / "images", 40, size=(64, 64))  # about 500 KB of PNGs
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        args = ["shard", str(tmp_path / "images"), "--out", str(disk / "shards")]
+        assert main([*args, "--images-per-shard", "8"]) == 1
+        assert "No space left on device" in one_error_line(capsys)
+        assert list(disk.iterdir()) == []  # neither the folder nor its temporary
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
