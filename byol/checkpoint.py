@@ -6,16 +6,22 @@ the whole :class:`~byol.model.BYOL`), and for resumption ``optimizer``, ``step``
 ``batch_in_epoch`` and ``nonfinite_skipped`` (no generator states: the engine's batches and
 augmentations are functions of (seed, epoch, batch)). It is read with
 ``torch.load(weights_only=True)``, which refuses pickles that would construct arbitrary
-objects, so a checkpoint from elsewhere cannot run code when loaded.
+objects, so a checkpoint from elsewhere cannot run code when loaded. Before that, every
+member of the file's zip archive is checked against its CRC-32, so a corrupted file (flipped
+bits, a torn copy) is refused with one line instead of loading damaged weights.
+
+Checkpoints are written with :mod:`byol.atomic` (temporary file, fsync, rename) and get the
+permissions of any new file (``0o666`` minus the umask).
 """
 
 from __future__ import annotations
 
-import os
+import errno
 import pickle
 import re
 import shutil
-import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,13 +29,14 @@ from typing import Any, BinaryIO
 import torch
 from torch import Tensor
 
+from byol.atomic import PARTIAL_MARK as PARTIAL_MARK
+from byol.atomic import WriteError, remove_stale_temporaries, write_atomically
+
 FORMAT_VERSION = 1
 CHECKPOINT_FORMAT_VERSION = FORMAT_VERSION
 REQUIRED_KEYS = ("format_version", "config", "model")
 # Where a training run keeps its latest checkpoint, relative to the run folder.
 RUN_CHECKPOINT = Path("checkpoints") / "last.pt"
-# In the names of temporary files being written: ``.last.pt.partial-<random>``.
-PARTIAL_MARK = ".partial-"
 
 
 class CheckpointError(ValueError):
@@ -40,66 +47,85 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then rename.
 
     A crash (or a full disk) during the write leaves the previous file at ``path`` intact; the
-    temporary file (``.<name>.<random>``) is removed on errors, or by
-    :func:`remove_partial_files` after a crash.
+    temporary file (``.<name>.partial-*``) is removed on errors, or by
+    :func:`remove_partial_files` after a crash. The file gets the umask's permissions.
 
     Raises:
         CheckpointError: the file could not be written (e.g. no space left on the device).
     """
     state = {"format_version": FORMAT_VERSION, **state}
-    return _write_atomically(Path(path), lambda handle: torch.save(state, handle))
+    target = Path(path)
+    return _write_checkpoint(target, lambda handle: _torch_save(state, handle, target.parent))
+
+
+def _torch_save(state: dict[str, Any], handle: BinaryIO, folder: Path) -> None:
+    try:
+        torch.save(state, handle)
+    except RuntimeError as error:
+        # torch's zip writer turns a failed write (a full disk) into "unexpected pos ...".
+        free = _free_bytes(folder)
+        reason = "no space left on device" if free is not None and free < 1 << 20 else None
+        raise OSError(
+            errno.ENOSPC if reason else errno.EIO, reason or f"torch.save failed: {_first(error)}"
+        ) from error
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _first(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
 
 
 def copy_checkpoint(source: str | Path, path: str | Path) -> Path:
     """Copy the checkpoint file ``source`` to ``path``, atomically as :func:`save_checkpoint`."""
     with open(source, "rb") as original:
-        return _write_atomically(Path(path), lambda handle: shutil.copyfileobj(original, handle))
+        return _write_checkpoint(Path(path), lambda handle: shutil.copyfileobj(original, handle))
 
 
 def remove_partial_files(folder: str | Path) -> list[Path]:
     """Delete the temporary files (``.<name>.partial-*``) that a process killed while writing
-    left in ``folder``; returns them. Call only while no other process writes there."""
-    removed = [path for path in Path(folder).glob(f".*{PARTIAL_MARK}*") if path.is_file()]
-    for partial in removed:
-        partial.unlink(missing_ok=True)
-    return removed
+    left in ``folder``; returns them. Call only while no other process writes there (a run
+    folder's lock, see :mod:`byol.train.run_dir`)."""
+    return remove_stale_temporaries(folder, everything=True)
 
 
-def _write_atomically(target: Path, write: Callable[[BinaryIO], object]) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}{PARTIAL_MARK}", dir=target.parent
+def _write_checkpoint(target: Path, write: Callable[[BinaryIO], object]) -> Path:
+    try:
+        return write_atomically(target, write)
+    except WriteError as error:
+        message = str(error).replace("could not write ", "could not write checkpoint ", 1)
+        raise CheckpointError(message) from error
+
+
+def verify_integrity(file: Path) -> None:
+    """Check every member of the checkpoint's zip archive against its stored CRC-32.
+
+    Raises:
+        CheckpointError: a member fails its CRC or the archive structure is damaged.
+    """
+    if not zipfile.is_zipfile(file):
+        return  # not a torch zip checkpoint at all: torch.load names what it is
+    try:
+        with zipfile.ZipFile(file) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as error:
+        reason = f"its zip structure is damaged ({_first(error)})"
+        raise CheckpointError(_corrupted(file, reason)) from error
+    if bad is not None:
+        raise CheckpointError(_corrupted(file, f"member {bad} fails its CRC-32 check"))
+
+
+def _corrupted(file: Path, what: str) -> str:
+    return (
+        f"checkpoint {file} is corrupted: {what}; restore it from a copy or use an earlier "
+        f"checkpoint (e.g. {file.parent / 'epoch-NNNN.pt'})"
     )
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-        _fsync_folder(target.parent)
-    except BaseException as error:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise CheckpointError(
-                f"could not write checkpoint {target}: {error.strerror or error}; "
-                "the previous file there, if any, is unchanged"
-            ) from error
-        raise
-    return target
-
-
-def _fsync_folder(folder: Path) -> None:
-    # The rename is durable only once the folder entry is on disk (POSIX); not on Windows.
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -113,6 +139,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             ``format_version`` newer than :data:`CHECKPOINT_FORMAT_VERSION`.
     """
     file = checkpoint_file(path)
+    verify_integrity(file)
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

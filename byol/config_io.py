@@ -12,8 +12,8 @@ import dataclasses
 import difflib
 import inspect
 import itertools
-import os
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
@@ -22,11 +22,16 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
+from byol.atomic import write_text
 from byol.config import Config
 
 T = TypeVar("T")
 # A decimal number such as 3, -0.5, 1e-3 or 2.5E+6 (not nan, inf or hex).
 _DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+# A config is a few kilobytes; anything much larger is not one.
+MAX_CONFIG_BYTES = 1 << 20
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 4, 4, 2
 
 
 class ConfigError(ValueError):
@@ -48,23 +53,72 @@ def _plain(value: Any) -> Any:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    """Write the resolved configuration as YAML (via a temporary file and a rename, so a crash
+    """Write the resolved configuration as YAML (atomically, see :mod:`byol.atomic`: a crash
     leaves the old file or the new one, never half of one)."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    temporary.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    os.replace(temporary, target)
+    write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, cheaply for huge nested values."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def short_text(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters (``...`` marks the cut)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _RefusingLoader(yaml.SafeLoader):
+    """The safe loader without anchors and aliases: ``&a`` / ``*a`` can multiply a few hundred
+    bytes into gigabytes (a "billion laughs" file), and a config has no use for them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.AliasEvent) or anchor is not None:
+            mark = event.start_mark
+            raise ConfigError(
+                f"YAML anchor or alias {anchor!r} at line {mark.line + 1}; byol configs may not "
+                "use anchors (&) or aliases (*): write the values out"
+            )
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text: str) -> Any:
+    """Parse YAML text with the safe loader, refusing anchors and aliases."""
+    loader = _RefusingLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with the safe loader (nothing in it is evaluated)."""
+    """Read a YAML mapping with the safe loader (nothing in it is evaluated).
+
+    Files over :data:`MAX_CONFIG_BYTES` and YAML anchors or aliases are refused.
+    """
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"config file {file} does not exist")
+        raise ConfigError(f"config file {file} does not exist or is not a regular file")
+    size = file.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {file} has {size} bytes, more than the {MAX_CONFIG_BYTES} a config "
+            "may have; pass a config file, not a data file"
+        )
     try:
-        data = yaml.safe_load(file.read_text())
+        data = safe_yaml(file.read_text(encoding="utf-8"))
+    except ConfigError as error:
+        raise ConfigError(f"config file {file}: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {file} is not UTF-8 text ({error.reason})") from error
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {file} is not valid YAML: {error}") from error
+        detail = " ".join(str(error).split())
+        raise ConfigError(
+            f"config file {file} is not valid YAML: {short_text(detail, 300)}"
+        ) from error
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -107,8 +161,8 @@ def apply_dotted(config: T, assignments: Mapping[str, Any]) -> T:
 def parse_scalar(text: str) -> Any:
     """A command-line string as YAML scalar (``1e-3`` -> float, ``true`` -> bool, ``null``)."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return safe_yaml(text)
+    except (yaml.YAMLError, ConfigError):
         return text
 
 
@@ -127,35 +181,39 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
                 return coerce(value, option, name)
             except ConfigError as error:
                 errors.append(str(error))
-        raise ConfigError(errors[0] if errors else f"{name} cannot be {value!r}")
+        raise ConfigError(errors[0] if errors else f"{name} cannot be {short_repr(value)}")
     if origin is Literal:
         choices = get_args(annotation)
         if value not in choices:
-            raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
+            raise ConfigError(
+                f"{name}={short_repr(value)} is not one of {', '.join(map(repr, choices))}"
+            )
         return value
     if origin is tuple:
         element_types = get_args(annotation)
         if not isinstance(value, (list, tuple)) or len(value) != len(element_types):
-            raise ConfigError(f"{name}={value!r} must be a list of {len(element_types)} values")
+            raise ConfigError(
+                f"{name}={short_repr(value)} must be a list of {len(element_types)} values"
+            )
         return tuple(coerce(v, t, name) for v, t in zip(value, element_types, strict=True))
     if annotation is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{name}={value!r} must be true or false")
+            raise ConfigError(f"{name}={short_repr(value)} must be true or false")
         return value
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name}={value!r} must be an integer")
+            raise ConfigError(f"{name}={short_repr(value)} must be an integer")
         return value
     if annotation is float:
         # YAML 1.1 reads 1e-3 (no dot) as a string; take it as the number it means.
         if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
             return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name}={value!r} must be a number")
+            raise ConfigError(f"{name}={short_repr(value)} must be a number")
         return float(value)
     if annotation is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{name}={value!r} must be a string")
+            raise ConfigError(f"{name}={short_repr(value)} must be a string")
         return str(value)
     raise ConfigError(f"{name}: unsupported field type {annotation!r}")
 
@@ -207,4 +265,6 @@ def _unknown_key(dotted: str, key: str, names: list[str], prefix: str) -> str:
     close = difflib.get_close_matches(key, names, n=3)
     hint = f"; did you mean {', '.join(prefix + c for c in close)}?" if close else ""
     where = f"section {prefix.rstrip('.')}" if prefix else "the top level"
-    return f"unknown config key {dotted!r}{hint} Valid keys in {where}: {', '.join(names)}"
+    return (
+        f"unknown config key {short_repr(dotted)}{hint} Valid keys in {where}: {', '.join(names)}"
+    )

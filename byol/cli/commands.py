@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from byol.atomic import WriteError, remove_stale_temporaries, write_bytes, write_together
 from byol.checkpoint import checkpoint_file
 from byol.cli.config_flags import ResolvedConfig, flag_overrides
 from byol.config import Config
@@ -44,6 +47,7 @@ def train(arguments: argparse.Namespace) -> int:
             resume=arguments.resume,
             progress=not arguments.no_progress,
             resume_overrides=flag_overrides(arguments),
+            allow_data_change=arguments.allow_data_change,
         )
         if not result.is_global_zero:
             return 0
@@ -95,7 +99,7 @@ def print_summary(result: TrainResult, config: Config, seconds: float) -> None:
             "(train.nonfinite=skip)"
         )
     if result.skipped_images is not None:
-        count = len(result.skipped_images.read_text().splitlines())
+        count = len(result.skipped_images.read_bytes().splitlines())
         print(f"skipped {count} unreadable images (list in {result.skipped_images})")
     run = result.run_dir
     print(f"run folder: {run} (checkpoint {result.checkpoint.name}, config.yaml, metrics.csv)")
@@ -210,16 +214,24 @@ def eval_linear(arguments: argparse.Namespace) -> int:
         if arguments.out
         else (checkpoint_file(arguments.checkpoint).parent / "linear_classifier.safetensors")
     )
-    save_linear_classifier(result.classifier, out)
-    record = {
+    summary = {
         "data": source,
         "protocol": "fast",
         "top1": result.top1,
         "top5": result.top5,
         "weight_decay": result.weight_decay,
-        "classifier": str(out),
     }
-    print(json.dumps({**record, **({"raw_pixels": pixels} if pixels else {})}))
+    extra = {"raw_pixels": pixels} if pixels else {}
+    try:
+        save_linear_classifier(result.classifier, out)
+    except WriteError as error:
+        # The accuracy is the result: print it before the error about the classifier file.
+        print(json.dumps({**summary, "classifier": None, **extra}), flush=True)
+        raise ValueError(
+            f"{error}; the accuracy above is complete, only the classifier was not saved "
+            "(pass --out FILE to save it elsewhere)"
+        ) from error
+    print(json.dumps({**summary, "classifier": str(out), **extra}))
     return 0
 
 
@@ -239,6 +251,10 @@ def _fast_probe(
 
 
 def embed(arguments: argparse.Namespace) -> int:
+    _check_batch_size(arguments.batch_size)
+    out = Path(arguments.out)
+    if out.suffix != ".npy":
+        out = out.with_name(out.name + ".npy")  # what np.save would name it
     encoder, config = _encoder_and_config(arguments)
     cache = load_images(
         arguments.data,
@@ -253,11 +269,8 @@ def embed(arguments: argparse.Namespace) -> int:
         _device(),
         progress=True,
     )
-    out = Path(arguments.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, features.features.numpy())
     paths = out.with_suffix(".paths.txt")
-    paths.write_text("\n".join(cache.paths) + "\n")
+    write_features(out, features.features.numpy(), paths, cache.paths)
     print(f"wrote {tuple(features.features.shape)} features to {out} and image paths to {paths}")
     skipped = write_skipped_list(out.with_suffix(".skipped.txt"), cache.skipped)
     if skipped is not None:
@@ -271,18 +284,38 @@ def write_skipped_list(path: Path, skipped: list[tuple[str, str]]) -> Path | Non
     if not skipped:
         path.unlink(missing_ok=True)
         return None
-    path.write_text("".join(f"{file}\t{reason}\n" for file, reason in skipped))
-    return path
+    text = "".join(f"{file}\t{reason}\n" for file, reason in skipped)
+    return write_bytes(path, text.encode("utf-8", errors="surrogateescape"))
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"--batch-size {batch_size} must be at least 1 (e.g. 256)")
+
+
+def write_features(out: Path, features: np.ndarray, paths_file: Path, paths: list[str]) -> None:
+    """Write ``features`` (``.npy``) and their image paths, each atomically; the old pair stays
+    whole until both new files are complete (paths are renamed last, after the features)."""
+    buffer = io.BytesIO()
+    np.save(buffer, features)
+    listing = ("\n".join(paths) + "\n").encode("utf-8", errors="surrogateescape")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out.parent)
+    write_together({out: buffer.getvalue(), paths_file: listing})
 
 
 def export(arguments: argparse.Namespace) -> int:
     from byol.export import export_encoder
 
     result = export_encoder(
-        checkpoint_file(arguments.checkpoint), arguments.out, onnx=not arguments.no_onnx
+        checkpoint_file(arguments.checkpoint),
+        arguments.out,
+        onnx=False if arguments.no_onnx else None,
     )
     for path in result.files:
         print(path)
+    if result.onnx_note:
+        print(f"byol: note: {result.onnx_note}", file=sys.stderr)
     return 0
 
 
@@ -299,4 +332,10 @@ def shard(arguments: argparse.Namespace) -> int:
     )
     shards = write_shards(source, arguments.out, arguments.images_per_shard)
     print(f"wrote {shards.num_images} images in {len(shards.files)} shards to {shards.root}")
+    if shards.skipped:
+        path, reason = shards.skipped[0]
+        print(
+            f"skipped {len(shards.skipped)} unreadable images, as training would (first: "
+            f"{path}: {reason})"
+        )
     return 0

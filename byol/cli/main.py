@@ -126,6 +126,11 @@ def _add_train(sub: Any, shown: PresetChoice) -> None:
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR (a folder runs/<run>, or one of its checkpoints)",
     )
+    train.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="with --resume: continue even if the data differs from the checkpoint's",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     add_config_arguments(train, shown)
     train.set_defaults(handler="train")
@@ -278,7 +283,7 @@ def _run(arguments: argparse.Namespace) -> int:
         print(f"byol: error: {_first_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:  # the machine, not the input: a full disk, a lost mount
-        where = f" ({error.filename})" if error.filename else ""
+        where = f" ({printable(str(error.filename))})" if error.filename else ""
         print(f"byol: error: {error.strerror or _first_line(error)}{where}", file=sys.stderr)
         return 1
 
@@ -313,8 +318,14 @@ def _skipped_list_note(arguments: argparse.Namespace) -> str | None:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
+    text = printable(str(error).strip())
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of odd file names shown as ``\\xNN`` escapes, so
+    printing it never fails."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
 
 
 def _warning_printer(skipped_list: str | None) -> Callable[..., None]:
@@ -329,7 +340,7 @@ def _warning_printer(skipped_list: str | None) -> Callable[..., None]:
         file: TextIO | None = None,
         line: str | None = None,
     ) -> None:
-        text = str(message).strip()
+        text = printable(str(message).strip())
         text = text.splitlines()[0] if text else category.__name__
         if _SKIPPED_HINT in text:
             text = text.replace(f"; {_SKIPPED_HINT}", f"; {skipped_list}" if skipped_list else "")

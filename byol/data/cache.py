@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from byol.atomic import file_mode, folder_mode, remove_stale_temporaries, temporary_prefix
 from byol.data.folder import (
     FolderScan,
     default_num_workers,
@@ -181,7 +182,9 @@ def folder_fingerprint(scan: FolderScan, size: int) -> str:
             stamp = f"{stat.st_size}\t{stat.st_mtime_ns}"
         except OSError:
             stamp = "missing"
-        digest.update(f"\n{_relative(path, scan.root)}\t{stamp}\t{label}".encode())
+        # surrogateescape: a file name that is not UTF-8 hashes as its own bytes.
+        line = f"\n{_relative(path, scan.root)}\t{stamp}\t{label}"
+        digest.update(line.encode("utf-8", errors="surrogateescape"))
     return digest.hexdigest()
 
 
@@ -293,8 +296,9 @@ def build_folder_cache(
     if on_build is not None:
         on_build()
     workers = default_num_workers() if num_workers is None else max(1, num_workers)
-    temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=base))
-    temp.chmod(0o755)  # mkdtemp makes it private; other users of the cache may read it
+    remove_stale_temporaries(base)  # builds that a kill interrupted
+    temp = Path(tempfile.mkdtemp(prefix=temporary_prefix(folder), dir=base))
+    temp.chmod(folder_mode())  # mkdtemp makes it private; other users of the cache may read it
     try:
         images_path = temp / "images.u8"
         shape = (len(scan), 3, size, size)
@@ -330,7 +334,9 @@ def build_folder_cache(
             "paths": [_relative(scan.paths[i], scan.root) for i in keep],
             "skipped": [[_relative(p, scan.root), r] for p, r in skipped],
         }
-        (temp / "meta.json").write_text(json.dumps(meta))
+        (temp / "meta.json").write_text(json.dumps(meta))  # json escapes odd names: ASCII
+        for file in (images_path, temp / "meta.json"):
+            file.chmod(file_mode())
         _swap_into_place(temp, folder)
     finally:
         if temp.exists():
@@ -349,7 +355,7 @@ def build_folder_cache(
 def _swap_into_place(temp: Path, folder: Path) -> None:
     """Rename ``temp`` to ``folder``, replacing a stale ``folder`` if there is one."""
     if folder.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+        trash = Path(tempfile.mkdtemp(prefix=temporary_prefix(folder), dir=folder.parent))
         # OSError: a concurrent build removed it already.
         with contextlib.suppress(OSError):
             os.replace(folder, trash / "old")

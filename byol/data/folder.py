@@ -2,7 +2,9 @@
 
 Scan rules (:func:`scan_folder`):
 
-- every file below the root whose extension is in :data:`IMAGE_EXTENSIONS` (any case) counts;
+- every regular file below the root whose extension is in :data:`IMAGE_EXTENSIONS` (any case)
+  counts; special files (FIFOs, devices, sockets) are skipped with a warning, as a FIFO would
+  block its reader forever;
   names starting with ``.`` (hidden files and folders such as ``.ipynb_checkpoints`` or macOS
   ``._x.jpg`` side files) are ignored; symbolic links are followed, loops are not;
 - the order is the sorted relative path (split into parts), the same on every machine;
@@ -26,12 +28,13 @@ skipped and listed, never silently dropped:
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import torch
@@ -83,6 +86,19 @@ def _has_image_extension(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def _is_regular_file(path: str, special: list[str]) -> bool:
+    """Whether ``path`` (links followed) is a regular file; special files (a FIFO would block
+    its reader forever) are added to ``special``, broken links are left to the decoder."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return True  # a broken link: reported as unreadable when decoded
+    if stat.S_ISREG(mode):
+        return True
+    special.append(path)
+    return False
+
+
 def scan_folder(root: str | os.PathLike[str]) -> FolderScan:
     """Find every image file below ``root`` (recursively), in a deterministic order.
 
@@ -96,10 +112,11 @@ def scan_folder(root: str | os.PathLike[str]) -> FolderScan:
     root_path = root_path.resolve()
 
     relative: list[tuple[str, ...]] = []
+    special: list[str] = []
     seen_dirs: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(root_path, followlinks=True):
-        stat = os.stat(dirpath)
-        key = (stat.st_dev, stat.st_ino)
+        info = os.stat(dirpath)
+        key = (info.st_dev, info.st_ino)
         if key in seen_dirs:
             # A symbolic link back to a folder already walked: do not loop or count twice.
             dirnames[:] = []
@@ -108,8 +125,19 @@ def scan_folder(root: str | os.PathLike[str]) -> FolderScan:
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         base = Path(dirpath).relative_to(root_path).parts
         for name in filenames:
-            if not name.startswith(".") and _has_image_extension(name):
+            if (
+                not name.startswith(".")
+                and _has_image_extension(name)
+                and _is_regular_file(os.path.join(dirpath, name), special)
+            ):
                 relative.append((*base, name))
+    if special:
+        warnings.warn(
+            f"skipped {len(special)} special files (FIFOs, devices, sockets) named like images "
+            f"in {str(root)!r} (first: {special[0]}); only regular files are read",
+            SkippedImagesWarning,
+            stacklevel=2,
+        )
     if not relative:
         raise ValueError(
             f"folder {str(root)!r} holds no image files (searched recursively for "
@@ -181,7 +209,7 @@ def fit_square(image: Image.Image, size: int) -> Image.Image:
     return image.resize((size, size), Image.Resampling.BICUBIC, box=box)
 
 
-def open_rgb(path: str | os.PathLike[str], draft_size: int | None = None) -> Image.Image:
+def open_rgb(path: str | os.PathLike[str] | BinaryIO, draft_size: int | None = None) -> Image.Image:
     """Decode an image file fully into an ``RGB`` PIL image.
 
     The EXIF orientation, when present, is applied (as photo viewers do); only the first frame

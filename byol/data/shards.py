@@ -15,13 +15,14 @@ rank's, and each worker streams its shards in a per-epoch order through a shuffl
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import os
 import random
 import tarfile
-import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,21 +31,27 @@ from typing import Any
 import torch
 from PIL import Image
 
+from byol.atomic import atomic_folder, file_mode
+from byol.data.folder import SkippedImagesWarning, check_images, describe_error, open_rgb
 from byol.data.registry import ImageSource
 
 SHARD_INDEX = "shards.json"
 SHARD_FORMAT = "byol-shards/1"
 KEY_DIGITS = 6
+# An index lists one entry per shard: a few hundred kilobytes for millions of images.
+MAX_INDEX_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
 class ShardSet:
-    """A shard folder: ``files`` (names in ``root``), images per shard, class names."""
+    """A shard folder: ``files`` (names in ``root``), images per shard, class names;
+    ``skipped``: unreadable files :func:`write_shards` left out, ``(path, reason)``."""
 
     root: Path
     files: tuple[str, ...]
     counts: tuple[int, ...]
     classes: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def num_images(self) -> int:
@@ -57,22 +64,74 @@ def is_shard_folder(path: str | os.PathLike[str]) -> bool:
 
 
 def read_shard_set(path: str | os.PathLike[str]) -> ShardSet:
-    """Read ``path/shards.json``; raises ``ValueError`` naming what is wrong or missing."""
+    """Read and check ``path/shards.json``; raises ``ValueError`` naming what is wrong.
+
+    Checked: shard names are plain relative names inside the folder, counts are non-negative
+    integers, and each count equals the images its tar really holds (counted from the tar
+    headers, without reading the images).
+    """
     root = Path(path).expanduser()
+    index_file = root / SHARD_INDEX
     try:
-        index = json.loads((root / SHARD_INDEX).read_text())
-        files = tuple(str(shard["file"]) for shard in index["shards"])
-        counts = tuple(int(shard["count"]) for shard in index["shards"])
+        if index_file.stat().st_size > MAX_INDEX_BYTES:
+            raise ValueError(f"{index_file.stat().st_size} bytes is too large for a shard index")
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+        entries = [(shard["file"], shard["count"]) for shard in index["shards"]]
         classes = tuple(str(name) for name in index.get("classes", []))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(
-            f"{root / SHARD_INDEX} is not a shard index ({error}); write the folder with "
+            f"{index_file} is not a shard index ({_short(error)}); write the folder with "
             "byol shard DATA --out FOLDER"
         ) from error
+    files = tuple(_check_entry(root, index_file, name, count) for name, count in entries)
+    counts = tuple(int(count) for _, count in entries)
     missing = [name for name in files if not (root / name).is_file()]
     if missing:
         raise ValueError(f"shard folder {root} lacks {', '.join(missing[:3])}; write it again")
+    for name, count in zip(files, counts, strict=True):
+        real = count_shard_images(root / name)
+        if real != count:
+            raise ValueError(
+                f"{index_file} says {name} holds {count} images but it holds {real}; the index "
+                "was edited or the shard replaced: write the folder again with byol shard"
+            )
     return ShardSet(root, files, counts, classes)
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]
+
+
+def _check_entry(root: Path, index_file: Path, name: object, count: object) -> str:
+    """A shard entry's file name, refused unless a plain name inside ``root``."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise ValueError(
+            f"{index_file} names the shard {str(name)[:80]!r}; shard files must be plain names "
+            "inside the shard folder (no paths): write the folder again with byol shard"
+        )
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(
+            f"{index_file} gives {name} the count {str(count)[:40]!r}; counts are non-negative "
+            "integers: write the folder again with byol shard"
+        )
+    if (root / name).resolve().parent != root.resolve():
+        raise ValueError(f"{index_file}: shard {name} lies outside {root} (a link?)")
+    return name
+
+
+def count_shard_images(path: Path) -> int:
+    """Images in one tar: the distinct keys of its non-``.cls`` members (headers only)."""
+    keys = set()
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for member in tar:
+                stem, _, extension = member.name.rsplit("/", 1)[-1].partition(".")
+                if member.isfile() and extension != "cls":
+                    keys.add(stem)
+    except (OSError, tarfile.TarError) as error:
+        raise ValueError(f"shard {path} is not a readable tar ({_short(error)})") from error
+    return len(keys)
 
 
 def write_shards(
@@ -80,43 +139,71 @@ def write_shards(
 ) -> ShardSet:
     """Write ``source`` (a resolved split) as shards of ``images_per_shard`` images into ``out``.
 
-    Files are copied byte for byte (no re-encoding); in-memory arrays become PNG. Each shard is
-    written to a temporary file and renamed, and the index last, so an interrupted run leaves
-    no folder that looks complete. Raises ``ValueError`` if ``out`` already holds shards.
+    Files are copied byte for byte (no re-encoding); in-memory arrays become PNG. Files that
+    training would skip (every file is decoded once, as the cache does) are left out and
+    listed in the result's ``skipped``. The folder is written under a temporary name and
+    renamed into place as a whole, so an interrupted run leaves nothing that looks complete
+    (and its temporary is removed by the next run). Raises ``ValueError`` if ``out`` already
+    holds shards or other files, or when no file is readable.
     """
     if isinstance(images_per_shard, bool) or images_per_shard < 1:
         raise ValueError(f"images_per_shard={images_per_shard} must be at least 1")
     root = Path(out).expanduser()
     if is_shard_folder(root):
         raise ValueError(f"{root} already holds shards; choose another --out folder")
-    root.mkdir(parents=True, exist_ok=True)
-    samples = _encoded_samples(source)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise ValueError(f"{root} already exists and is not empty; choose a new --out folder")
+    samples, num_images, skipped = _readable_samples(source)
     labelled = source.has_labels
-    digits = max(KEY_DIGITS, len(str(source.num_images - 1)))
+    digits = max(KEY_DIGITS, len(str(num_images - 1)))
     files: list[str] = []
     counts: list[int] = []
-    for first in range(0, source.num_images, images_per_shard):
-        name = f"shard-{len(files):06d}.tar"
-        count = min(images_per_shard, source.num_images - first)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.partial-", dir=root)
-        with os.fdopen(descriptor, "wb") as handle, tarfile.open(fileobj=handle, mode="w") as tar:
-            for index in range(first, first + count):
-                extension, data, label = next(samples)
-                key = f"{index:0{digits}d}"
-                _add_member(tar, f"{key}.{extension}", data)
-                if labelled:
-                    _add_member(tar, f"{key}.cls", str(label).encode())
-        os.replace(temporary, root / name)
-        files.append(name)
-        counts.append(count)
-    manifest = {
-        "format": SHARD_FORMAT,
-        "num_images": source.num_images,
-        "classes": list(source.classes),
-        "shards": [{"file": f, "count": c} for f, c in zip(files, counts, strict=True)],
-    }
-    (root / SHARD_INDEX).write_text(json.dumps(manifest, indent=1) + "\n")
-    return ShardSet(root, tuple(files), tuple(counts), tuple(source.classes))
+    with atomic_folder(root) as staging:
+        for first in range(0, num_images, images_per_shard):
+            name = f"shard-{len(files):06d}.tar"
+            count = min(images_per_shard, num_images - first)
+            with (
+                (staging / name).open("wb") as handle,
+                tarfile.open(fileobj=handle, mode="w") as tar,
+            ):
+                for index in range(first, first + count):
+                    extension, data, label = next(samples)
+                    key = f"{index:0{digits}d}"
+                    _add_member(tar, f"{key}.{extension}", data)
+                    if labelled:
+                        _add_member(tar, f"{key}.cls", str(label).encode())
+            files.append(name)
+            counts.append(count)
+        manifest = {
+            "format": SHARD_FORMAT,
+            "num_images": num_images,
+            "classes": list(source.classes),
+            "shards": [{"file": f, "count": c} for f, c in zip(files, counts, strict=True)],
+        }
+        (staging / SHARD_INDEX).write_text(json.dumps(manifest, indent=1) + "\n")
+        for file in staging.iterdir():
+            file.chmod(file_mode())
+    return ShardSet(root, tuple(files), tuple(counts), tuple(source.classes), tuple(skipped))
+
+
+def _readable_samples(
+    source: ImageSource,
+) -> tuple[Iterator[tuple[str, bytes, int]], int, list[tuple[str, str]]]:
+    """The samples of ``source`` that training can decode, their number, and the skipped
+    ``(path, reason)``."""
+    if source.scan is None:
+        return _encoded_samples(source), source.num_images, []
+    reasons = check_images(source.scan.paths, "full", source.num_workers)
+    keep = [i for i, reason in enumerate(reasons) if reason is None]
+    skipped = [(source.scan.paths[i], r) for i, r in enumerate(reasons) if r is not None]
+    if not keep:
+        path, reason = skipped[0]
+        raise ValueError(
+            f"none of the {len(reasons)} image files of {source.name} can be read (e.g. {path}: "
+            f"{reason}); check the files or point the source elsewhere"
+        )
+    readable = dataclasses.replace(source, scan=source.scan.subset(keep), num_images=len(keep))
+    return _encoded_samples(readable), len(keep), skipped
 
 
 def _encoded_samples(source: ImageSource) -> Iterator[tuple[str, bytes, int]]:
@@ -228,6 +315,7 @@ class ShardStream(torch.utils.data.IterableDataset[Any]):
         self.workers = max(1, num_workers)
         self.shuffle_buffer = shuffle_buffer
         self.epoch, self.start_batch = 0, 0
+        self.skipped: list[tuple[str, str]] = []
         shard_ids = list(range(len(shards.files)))
         owned = [
             [shard_ids[r::world_size][w :: self.workers] for w in range(self.workers)]
@@ -282,10 +370,42 @@ class ShardStream(torch.utils.data.IterableDataset[Any]):
                 yield sample
 
     def __iter__(self) -> Iterator[Any]:
+        """Decoded, transformed images; one that cannot be decoded (corrupt bytes, a
+        decompression bomb) is skipped with a :class:`SkippedImagesWarning`, counted in
+        ``skipped`` and replaced by the next readable image, as folders do, so every worker
+        still yields its fixed number of images."""
         info = torch.utils.data.get_worker_info()
         worker = 0 if info is None else info.id
+        failed: list[int] = []
+        image = None
         for index, data, _ in self.samples(worker):
-            image = Image.open(io.BytesIO(data)).convert("RGB")
-            # torchvision transforms draw from the global generator of the worker process.
-            torch.manual_seed(self.seed_of(self.epoch, index))
-            yield self.transform(image)
+            try:
+                image = open_rgb(io.BytesIO(data))
+            except Exception as error:  # decoder failures vary by format
+                self._skip(index, describe_error(error))
+                failed.append(index)
+                continue
+            for seed_index in [*failed, index]:  # the substitutes keep their own seeds
+                # torchvision transforms draw from the global generator of the worker process.
+                torch.manual_seed(self.seed_of(self.epoch, seed_index))
+                yield self.transform(image)
+            failed = []
+        if failed and image is not None:
+            for seed_index in failed:
+                torch.manual_seed(self.seed_of(self.epoch, seed_index))
+                yield self.transform(image)
+        elif failed:
+            raise ValueError(
+                f"no image of this data worker's shards in {self.shards.root} can be decoded "
+                f"(e.g. image {failed[0]}); check the shards or write them again with byol shard"
+            )
+
+    def _skip(self, index: int, reason: str) -> None:
+        # Recorded in this process only (DataLoader workers keep their own copy).
+        self.skipped.append((f"{self.shards.root} image {index}", reason))
+        warnings.warn(
+            f"image {index} in the shards of {self.shards.root} cannot be decoded ({reason}); "
+            "using the next image instead",
+            SkippedImagesWarning,
+            stacklevel=3,
+        )

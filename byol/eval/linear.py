@@ -25,10 +25,11 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from byol.atomic import write_bytes
 from byol.eval.features import autocast_context, eval_mode, extract_features
 from byol.eval.knn import topk_accuracy
 from byol.schedules import learning_rate
@@ -259,12 +260,9 @@ def save_linear_classifier(
 ) -> Path:
     """Write the classifier's weights and standardisation as safetensors; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().cpu().contiguous() for name, t in classifier.state_dict().items()}
-    save_file(
-        tensors, str(path), metadata={"format": "byol.eval.LinearClassifier", **(metadata or {})}
-    )
-    return path
+    data = save(tensors, metadata={"format": "byol.eval.LinearClassifier", **(metadata or {})})
+    return write_bytes(path, data)  # atomically, with the umask's permissions
 
 
 def load_linear_classifier(path: str | Path) -> LinearClassifier:

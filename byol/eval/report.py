@@ -26,6 +26,8 @@ import yaml
 from PIL import Image
 from torch import Tensor
 
+from byol.atomic import write_text
+
 # (id, title, columns) of the known plots, in page order; other numeric columns follow.
 KNOWN_PLOTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("loss", "BYOL loss", ("loss",)),
@@ -61,7 +63,8 @@ def read_metrics(path: Path) -> dict[str, Series]:
     Rows without a usable ``step`` use their row index. Columns with no finite value are left out.
     """
     columns: dict[str, Series] = {}
-    with path.open(newline="") as handle:
+    # errors="replace": binary junk in the file becomes unparsable cells, which are skipped.
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
         for index, row in enumerate(csv.DictReader(handle)):
             step = _to_float(row.get("step"))
             x = float(index) if step is None else step
@@ -86,29 +89,49 @@ def _to_float(cell: object) -> float | None:
 
 
 def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """About ``count`` round tick values (1, 2, 5 x 10^n steps) covering [low, high]."""
+    """About ``count`` round tick values (1, 2, 5 x 10^n steps) covering [low, high].
+
+    Safe for any finite range: a span too small to step through in floating point, or one
+    that overflows (``-1e308 .. 1e308``), gets ``low`` and ``high`` as its ticks; non-finite
+    bounds give none. At most ``4 * count`` ticks are returned.
+    """
+    if not (math.isfinite(low) and math.isfinite(high)) or high < low:
+        return []
     span = high - low
+    scale = max(abs(low), abs(high))
+    if not math.isfinite(span) or span <= scale * 1e-9 or span == 0:
+        return [low] if span == 0 else [low, high]
     raw = span / max(count - 1, 1)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    first = math.floor(low / step) * step
-    ticks = []
-    value = first
-    while value <= high + step * 1e-9:
-        if value >= low - step * 1e-9:
-            ticks.append(round(value, 12))
-        value += step
-    return ticks
+    first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
+    if last - first > 4 * count:  # pragma: no cover - the step choice prevents it
+        return [low, high]
+    return [round(index * step, 12) for index in range(first, last + 1)]
 
 
 def _tick_label(tick: float, ticks: Sequence[float]) -> str:
     """Enough significant digits to tell neighbouring ticks apart (0.9965 vs 0.997)."""
-    if len(ticks) < 2:
+    step = abs(ticks[1] - ticks[0]) if len(ticks) >= 2 else 0.0
+    largest = max(abs(t) for t in ticks) if ticks else 0.0
+    if step == 0 or largest == 0 or not math.isfinite(step):
         return f"{tick:.4g}"
-    step = abs(ticks[1] - ticks[0])
-    largest = max(abs(t) for t in ticks)
     digits = max(1, math.floor(math.log10(largest)) - math.floor(math.log10(step)) + 1)
     return f"{tick:.{max(digits, 3)}g}"
+
+
+def _plot_range(low: float, high: float) -> tuple[float, float]:
+    """``[low, high]`` widened when too narrow to draw (equal, or equal to float precision)."""
+    scale = max(abs(low), abs(high))
+    if high - low <= scale * 1e-9:
+        pad = scale * 0.1 or 1.0
+        return low - pad, high + pad
+    return low, high
+
+
+def _fraction(value: float, low: float, high: float) -> float:
+    """Where ``value`` lies in ``[low, high]``, 0..1, without overflow for huge ranges."""
+    return (value / 2 - low / 2) / (high / 2 - low / 2)
 
 
 def svg_line_plot(
@@ -147,19 +170,14 @@ def svg_line_plot(
         return "".join([*parts, "</svg>"])
     xs = [x for s in series for x in s.x]
     ys = [y for s in series for y in s.y] + ([reference[1]] if reference else [])
-    x_low, x_high = min(xs), max(xs)
-    y_low, y_high = min(ys), max(ys)
-    if x_high == x_low:
-        x_low, x_high = x_low - 1, x_high + 1
-    if y_high == y_low:
-        pad = abs(y_low) * 0.1 or 1.0
-        y_low, y_high = y_low - pad, y_high + pad
+    x_low, x_high = _plot_range(min(xs), max(xs))
+    y_low, y_high = _plot_range(min(ys), max(ys))
 
     def px(x: float) -> float:
-        return left + (x - x_low) / (x_high - x_low) * inner_w
+        return left + _fraction(x, x_low, x_high) * inner_w
 
     def py(y: float) -> float:
-        return top + (1 - (y - y_low) / (y_high - y_low)) * inner_h
+        return top + (1 - _fraction(y, y_low, y_high)) * inner_h
 
     parts.append(
         f'<rect x="{left}" y="{top}" width="{inner_w}" height="{inner_h}" fill="none" '
@@ -376,7 +394,9 @@ def write_report(
     title = title or run_dir.name
     metrics_path, config_path = run_dir / "metrics.csv", run_dir / "config.yaml"
     metrics = read_metrics(metrics_path) if metrics_path.is_file() else {}
-    config_text = config_path.read_text() if config_path.is_file() else None
+    config_text = (
+        config_path.read_text(encoding="utf-8", errors="replace") if config_path.is_file() else None
+    )
     projection_dim = _projection_dim(config_text) if config_text else None
 
     baselines = read_baselines(run_dir / "baselines.json")
@@ -429,8 +449,7 @@ def write_report(
         + "</body></html>\n"
     )
     path = Path(output) if output is not None else run_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_text(path, page)  # atomically: a reader never sees half a page
 
 
 def read_baselines(path: Path) -> dict[str, dict[str, float]]:

@@ -100,7 +100,7 @@ def export_onnx(
         except Exception as error:
             raise ValueError(
                 f"ONNX export of {type(encoder).__name__} failed ({_first_line(error)}); "
-                "pass onnx=False to skip the ONNX file"
+                "pass --no-onnx (onnx=False in Python) to skip the ONNX file"
             ) from error
         return OnnxExport(_written(file, side_file), "torchscript", TORCHSCRIPT_OPSET)
     finally:

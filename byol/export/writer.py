@@ -12,9 +12,10 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
+from byol.atomic import atomic_folder, file_mode
 from byol.checkpoint import checkpoint_file, read_checkpoint
 from byol.export.checkpoint import backbone_source, model_from_checkpoint
-from byol.export.onnx_export import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, export_onnx
+from byol.export.onnx_export import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, OnnxExport, export_onnx
 from byol.export.readme import (
     ENCODER_FILE,
     MANIFEST_FILE,
@@ -27,8 +28,18 @@ from byol.export.readme import (
 )
 
 MANIFEST_FORMAT_VERSION = 1
-# Files an earlier export may have left that this one might not rewrite.
-_OPTIONAL_FILES = (TORCHVISION_FILE, TIMM_FILE, ONNX_FILE, ONNX_FILE + ".data")
+# Every file an export may hold: a folder with others is no export folder.
+_EXPORT_FILES = frozenset(
+    (
+        ENCODER_FILE,
+        TORCHVISION_FILE,
+        TIMM_FILE,
+        ONNX_FILE,
+        ONNX_FILE + ".data",
+        README_FILE,
+        MANIFEST_FILE,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,8 @@ class ExportResult:
 
     ``files``: every file written, ``export.json`` last. ``source``: "torchvision", "timm" or
     "byol" (which decides whether ``encoder_torchvision.pt`` or ``encoder_timm.safetensors``
-    exists). ``onnx_exporter``: "dynamo", "torchscript", or None when no ONNX was asked for.
+    exists). ``onnx_exporter``: "dynamo", "torchscript", or None when no ONNX was written;
+    ``onnx_note``: why not, when it was skipped because the ``onnx`` package is missing.
     """
 
     out_dir: Path
@@ -47,6 +59,7 @@ class ExportResult:
     image_size: int
     files: tuple[Path, ...]
     onnx_exporter: str | None
+    onnx_note: str | None = None
 
     @property
     def manifest(self) -> Path:
@@ -54,10 +67,19 @@ class ExportResult:
         return self.out_dir / MANIFEST_FILE
 
 
+def onnx_available() -> bool:
+    """Whether the ``onnx`` package can be imported (a default install may lack it)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def export_encoder(
     checkpoint_path: str | Path,
     out_dir: str | Path,
-    onnx: bool = True,
+    onnx: bool | None = None,
     image_size: int | None = None,
 ) -> ExportResult:
     """Write the online encoder of a BYOL checkpoint into ``out_dir``.
@@ -69,11 +91,16 @@ def export_encoder(
     -> ``features`` (B, D)), ``README.md`` (how to load each) and ``export.json`` (backbone,
     feature size, image size, normalisation, sha256 of every file).
 
+    The export is written into a temporary sibling folder and renamed into place as a whole:
+    a failure (or a kill) leaves an earlier export in ``out_dir`` as it was, never a mix.
+
     Args:
         checkpoint_path: a checkpoint written by byol training, or its run folder (see
             :func:`~byol.export.checkpoint.read_checkpoint`).
-        out_dir: created if needed; earlier export files in it are replaced.
-        onnx: also write ``encoder.onnx``.
+        out_dir: a new folder, or an earlier export (replaced as a whole); a folder holding
+            other files is refused.
+        onnx: also write ``encoder.onnx``; None (default): when the ``onnx`` package is
+            installed (``onnx_note`` says when it was skipped).
         image_size: S of the ONNX input; default ``augment.image_size`` of the run.
     """
     source_file = checkpoint_file(checkpoint_path)
@@ -84,17 +111,19 @@ def export_encoder(
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"image_size={size!r} must be a positive integer such as 224 or 32")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out_dir {out} is a file; pass a directory for the exported files")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in _OPTIONAL_FILES:
-        (out / name).unlink(missing_ok=True)
-
+    _check_out_dir(out)
+    note = None
+    if onnx is None:
+        onnx = onnx_available()
+        if not onnx:
+            note = (
+                "the onnx package is not installed, so no encoder.onnx was written; install "
+                "it with `pip install byol[onnx]` to get one (--no-onnx skips it quietly)"
+            )
     backbone = config.model.backbone
-    source = backbone_source(backbone)
     facts = ExportFacts(
         backbone=backbone,
-        source=source,
+        source=backbone_source(backbone),
         cifar_stem=config.model.cifar_stem,
         feature_dim=model.feature_dim,
         image_size=size,
@@ -102,24 +131,62 @@ def export_encoder(
         std=tuple(config.augment.std),
         onnx=onnx,
     )
+    with atomic_folder(out) as staging:
+        names, onnx_export = _write_files(staging, encoder, facts, checkpoint, source_file)
+    return ExportResult(
+        out_dir=out,
+        backbone=backbone,
+        source=facts.source,
+        feature_dim=model.feature_dim,
+        image_size=size,
+        files=tuple(out / name for name in names),
+        onnx_exporter=onnx_export.exporter if onnx_export is not None else None,
+        onnx_note=note,
+    )
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {out} is a file; pass a directory for the exported files")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in _EXPORT_FILES)
+        if foreign:
+            raise ValueError(
+                f"out_dir {out} holds files that are not from an export ({', '.join(foreign[:3])}"
+                "); an export replaces its folder as a whole, so pass a new or an export folder"
+            )
+
+
+def _write_files(
+    folder: Path,
+    encoder: torch.nn.Module,
+    facts: ExportFacts,
+    checkpoint: dict[str, Any],
+    source_file: Path,
+) -> tuple[list[str], OnnxExport | None]:
+    """Write every export file into ``folder``; returns their names (manifest last)."""
     # Fresh contiguous copies: safetensors refuses shared or strided storage (channels_last).
     state = {
         key: value.detach().cpu().clone(memory_format=torch.contiguous_format)
         for key, value in encoder.state_dict().items()
     }
-    metadata = {"backbone": backbone, "source": source, "feature_dim": str(model.feature_dim)}
-    files = [out / ENCODER_FILE]
+    metadata = {
+        "backbone": facts.backbone,
+        "source": facts.source,
+        "feature_dim": str(facts.feature_dim),
+    }
+    files = [folder / ENCODER_FILE]
     save_file(state, files[-1], metadata=metadata)
-    if source == "torchvision":
-        files.append(out / TORCHVISION_FILE)
+    if facts.source == "torchvision":
+        files.append(folder / TORCHVISION_FILE)
         torch.save(state, files[-1])
-    elif source == "timm":
-        files.append(out / TIMM_FILE)
+    elif facts.source == "timm":
+        files.append(folder / TIMM_FILE)
         save_file(state, files[-1], metadata=metadata)
-    onnx_export = export_onnx(encoder, out / ONNX_FILE, size) if onnx else None
+    onnx_export = export_onnx(encoder, folder / ONNX_FILE, facts.image_size) if facts.onnx else None
     if onnx_export is not None:
         files.extend(onnx_export.files)
-    files.append(out / README_FILE)
+    files.append(folder / README_FILE)
     files[-1].write_text(readme_text(facts))
 
     manifest = _manifest(facts, checkpoint, source_file, files)
@@ -131,17 +198,12 @@ def export_encoder(
             "exporter": onnx_export.exporter,
             "dynamic_axes": {ONNX_INPUT_NAME: [0], ONNX_OUTPUT_NAME: [0]},
         }
-    files.append(out / MANIFEST_FILE)
+    files.append(folder / MANIFEST_FILE)
     files[-1].write_text(json.dumps(manifest, indent=2) + "\n")
-    return ExportResult(
-        out_dir=out,
-        backbone=backbone,
-        source=source,
-        feature_dim=model.feature_dim,
-        image_size=size,
-        files=tuple(files),
-        onnx_exporter=onnx_export.exporter if onnx_export is not None else None,
-    )
+    mode = file_mode()
+    for file in files:
+        file.chmod(mode)
+    return [file.name for file in files], onnx_export
 
 
 def sha256_of(path: str | Path) -> str:

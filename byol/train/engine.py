@@ -31,9 +31,12 @@ from torch import nn
 from torch.optim import Optimizer
 from tqdm.auto import tqdm
 
+from byol.atomic import write_text
 from byol.checkpoint import CheckpointError, copy_checkpoint, save_checkpoint
 from byol.config import Config
+from byol.config_check import validate_config
 from byol.config_io import save_config, to_dict
+from byol.data.identity import data_difference, data_identity
 from byol.distributed import convert_sync_batchnorm
 from byol.eval.monitors import CollapseDetector, effective_rank, projection_std
 from byol.eval.online_classifier import OnlineClassifier
@@ -64,7 +67,7 @@ from byol.train.run_dir import (
 from byol.train.run_log import RunLog
 from byol.train.step import check_gradient_accumulation, training_step
 from byol.train.validation import KNNValidator
-from byol.train.views import build_view_source, training_source
+from byol.train.views import ViewSource, build_view_source, training_source
 
 
 @dataclass(frozen=True)
@@ -137,14 +140,20 @@ def train(
     resume: str | Path | None = None,
     progress: bool = True,
     resume_overrides: Mapping[str, Any] | None = None,
+    allow_data_change: bool = False,
 ) -> TrainResult:
     """Pre-train an encoder with BYOL as ``config`` says; ``resume`` continues a run folder.
 
     Resuming a finished run does nothing and says so (``already_finished``); a run folder
-    without a checkpoint yet starts again from its ``config.yaml``. ``resume_overrides``
-    (dotted keys, e.g. ``{"train.devices": 1}``) change how a resumed run runs, within
+    without a checkpoint yet starts again from its ``config.yaml``; a checkpoint file outside
+    a run folder starts a new run from its weights. ``resume_overrides`` (dotted keys, e.g.
+    ``{"train.devices": 1}``) change how a resumed run runs, within
     :data:`~byol.train.run_dir.RESUME_OVERRIDES`: it may continue on another number of
-    processes.
+    processes. A resume on other data than the checkpoint's (image count or fingerprint, see
+    :mod:`byol.data.identity`) is refused unless ``allow_data_change``.
+
+    Everything that can be checked (config values, data, batch size, backbone) is checked
+    before the run folder is created, so a failed start leaves no folder behind.
     """
     # ---- resume: the saved configuration wins, so the continued run is the same run ----
     resumed: ResumedRun | None = None
@@ -154,7 +163,6 @@ def train(
     elif resume_overrides:
         raise ValueError("resume_overrides apply to a resumed run; pass resume=RUN_DIR")
     check_train_config(config)
-    started = time.perf_counter()
     torch.set_num_threads(resolve_num_threads(config.train.num_threads))
     # Resolve the data first: a wrong path fails before any process or device is set up.
     source = training_source(config, progress=progress)
@@ -164,18 +172,76 @@ def train(
     if config.train.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
-    folder = prepare_run_folder(config, resume, fabric.is_global_zero)
-    if fabric.is_global_zero:
-        save_config(config, folder.path / "config.yaml")
-        if resumed is not None and resumed.state is None:
+    # ---- data: two augmented views per image, on the training device ----
+    views = build_view_source(config, fabric, source)
+    check_gradient_accumulation(config.optim.gradient_accumulation_steps, views.batch_size)
+    identity = data_identity(source, views.num_images)
+    if resumed is not None and resumed.state is not None:
+        check_same_data(resumed.state, resumed.origin, identity, allow_data_change)
+    model = build_model(config.model)  # an unknown backbone fails here, before any folder
+
+    if resumed is not None and resumed.state is not None:  # before a new folder is made for it
+        check_weights_fit(
+            resumed.state["model"], model.state_dict(), config.model.backbone, resumed.origin
+        )
+    folder = _run_folder(config, resumed, fabric)
+    try:
+        result = _train_in_folder(config, fabric, folder, resumed, views, model, identity, progress)
+    except BaseException:
+        folder.release(failed=True)
+        raise
+    folder.release()
+    return result
+
+
+def _run_folder(config: Config, resumed: ResumedRun | None, fabric: Fabric) -> RunFolder:
+    """The locked run folder on rank 0; the other processes learn its path from rank 0."""
+    folder = prepare_run_folder(config, resumed, True) if fabric.is_global_zero else None
+    if fabric.world_size > 1 and (resumed is None or resumed.run_dir is None):
+        path = fabric.broadcast(str(folder.path) if folder is not None else None, src=0)
+        if folder is None:
+            folder = prepare_run_folder(config, resumed, False, Path(str(path)))
+    if folder is None:
+        folder = prepare_run_folder(config, resumed, False)
+    return folder
+
+
+def check_same_data(
+    state: Mapping[str, Any], origin: str, identity: dict[str, Any], allow_change: bool
+) -> None:
+    """Refuse to resume on other data than the checkpoint ``state`` recorded (or warn, when
+    allowed)."""
+    difference = data_difference(state.get("data"), identity)
+    if difference is None:
+        return
+    message = f"the training data {identity['source']} changed since {origin}: {difference}"
+    if not allow_change:
+        raise ValueError(
+            f"{message}; resume on the data it was trained on, or pass --allow-data-change to "
+            "continue on this data (its schedule is recomputed for the new size)"
+        )
+    warnings.warn(f"{message}; continuing on it (--allow-data-change)", stacklevel=2)
+
+
+def _train_in_folder(
+    config: Config,
+    fabric: Fabric,
+    folder: RunFolder,
+    resumed: ResumedRun | None,
+    views: ViewSource,
+    model: BYOL,
+    identity: dict[str, Any],
+    progress: bool,
+) -> TrainResult:
+    """The run itself, in its (locked) folder: the loop, checkpoints, logs, the report."""
+    started = time.perf_counter()
+    if fabric.is_global_zero and resumed is not None and resumed.run_dir is not None:
+        save_config(config, folder.path / "config.yaml")  # with the resume overrides
+        if resumed.state is None:
             print(
                 f"byol: {folder.path} has no checkpoint yet; starting its run again from step 0",
                 file=sys.stderr,
             )
-
-    # ---- data: two augmented views per image, on the training device ----
-    views = build_view_source(config, fabric, source)
-    check_gradient_accumulation(config.optim.gradient_accumulation_steps, views.batch_size)
     skipped_file = write_skipped_images(folder, views.skipped) if fabric.is_global_zero else None
     total_steps = config.train.epochs * views.steps_per_epoch
     if config.train.max_steps is not None:
@@ -201,7 +267,6 @@ def train(
             )
 
     # ---- model and optimiser ----
-    model = build_model(config.model)
     if fabric.world_size > 1 and config.model.sync_batchnorm:
         # BatchNorm over the global batch, as the official code ([official] configs/byol.py:47-56).
         model = cast(BYOL, convert_sync_batchnorm(model, fabric.device.type))
@@ -235,6 +300,7 @@ def train(
             "epoch": epoch,
             "batch_in_epoch": batch_in_epoch,
             "nonfinite_skipped": losses.skipped(),
+            "data": identity,
             **({"online_classifier": online.state_dict()} if online is not None else {}),
         }
 
@@ -297,6 +363,7 @@ def train(
     def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
         return cast(torch.Tensor, fabric.all_reduce(tensor, reduce_op="sum"))
 
+    folder.started = True
     while step < total_steps:
         for view_1, view_2, labels in views.epoch_batches(epoch, batch_in_epoch):
             tau = target_tau(step, total_steps, config.target.tau_base)
@@ -420,8 +487,8 @@ def train(
             "seconds": round(time.perf_counter() - started, 1),
             "collapsed": collapsed,
         }
-        (folder.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_report(folder.path)
+        write_text(folder.path / "summary.json", json.dumps(summary, indent=2) + "\n")
+        write_report_safely(folder.path)
     return TrainResult(
         run_dir=folder.path,
         checkpoint=final,
@@ -443,7 +510,7 @@ def write_baselines(validator: KNNValidator, path: Path) -> dict[str, float]:
     ``{"raw_pixels": {"top1": .., "top5": ..}, "random_encoder": {..}}``; returns the top-1s."""
     results = validator.evaluate_baselines()
     figures = {name: {"top1": r.top1, "top5": r.top5} for name, r in results.items()}
-    path.write_text(json.dumps(figures, indent=2) + "\n")
+    write_text(path, json.dumps(figures, indent=2) + "\n")
     return {name: r.top1 for name, r in results.items()}
 
 
@@ -500,8 +567,22 @@ def evaluate_and_log(
     return knn.top1, online_top1
 
 
+def write_report_safely(run_dir: Path) -> Path | None:
+    """Write the run's report; a failure is a warning, never the end of a finished run."""
+    try:
+        return write_report(run_dir)
+    except Exception as error:  # the report is a by-product: the checkpoints are what count
+        warnings.warn(
+            f"could not write the report of {run_dir} ({type(error).__name__}: "
+            f"{str(error).strip()[:200]}); run byol report {run_dir} to try again",
+            stacklevel=2,
+        )
+        return None
+
+
 def check_train_config(config: Config) -> None:
-    """Raise ``ValueError`` for counts in ``config.train`` that cannot work (e.g. 0 or -1)."""
+    """Raise ``ValueError`` for values in ``config`` that cannot work (e.g. 0, -1 or .nan)."""
+    validate_config(config)
     counts = {
         "train.epochs": config.train.epochs,
         "train.log_every_steps": config.train.log_every_steps,

@@ -4,26 +4,48 @@ Resuming (``byol train --resume RUN_DIR``) reads ``checkpoints/last.pt``, the ne
 checkpoint (checkpoints are written atomically, so a crash never leaves a torn one). A run
 killed before its first checkpoint has only ``config.yaml``: it starts again from step 0 with
 that configuration, in the same folder.
+
+A run folder is only ever a folder holding ``config.yaml`` and ``checkpoints/``. A new one is
+made whole: a temporary sibling gets both, then is renamed into place, so a crash never leaves
+a half-made folder (one left by an older byol, ``checkpoints/`` without ``config.yaml`` and no
+checkpoint in it, is replaced by the next run of that name). A checkpoint file outside a run
+folder (``~/Downloads/last.pt``) starts a new run from its weights and training state; its
+surroundings are never adopted. While a process trains in a run folder it holds an exclusive
+lock on ``run_dir/.lock`` (``fcntl.flock``), and a second process is refused with the holder's
+PID.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
+import shutil
+import sys
+import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from byol.atomic import (
+    PARTIAL_MARK,
+    folder_mode,
+    remove_stale_temporaries,
+    temporary_prefix,
+    write_text,
+)
 from byol.checkpoint import (
     RUN_CHECKPOINT,
     copy_checkpoint,
     read_checkpoint,
-    remove_partial_files,
 )
 from byol.config import Config
-from byol.config_io import apply_dotted, apply_mapping, load_yaml
+from byol.config_io import apply_dotted, apply_mapping, load_yaml, save_config
 
 CONFIG_FILE = "config.yaml"
+LOCK_FILE = ".lock"
 SKIPPED_IMAGES_FILE = "skipped_images.txt"
 # What a checkpoint needs, besides the weights and config, to continue training.
 TRAINING_STATE_KEYS = ("optimizer", "step", "epoch", "batch_in_epoch")
@@ -40,13 +62,31 @@ RESUME_OVERRIDES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunFolder:
+    """A run's folder; ``lock`` is the open lock file while this process trains in it.
+
+    ``created``: made by this process for a new run; ``started``: its first step was taken
+    (until then a failed start removes the folder again).
+    """
+
     path: Path
+    lock: IO[str] | None = field(default=None, repr=False)
+    created: bool = False
+    started: bool = False
 
     @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
+
+    def release(self, failed: bool = False) -> None:
+        """Give up the folder's lock (closing the lock file releases the ``flock``); after a
+        ``failed`` start of a new run, remove the folder it created."""
+        if failed and self.created and not self.started:
+            shutil.rmtree(self.path, ignore_errors=True)
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
 
 
 @dataclass(frozen=True)
@@ -55,21 +95,46 @@ class ResumedRun:
 
     ``state`` is None for a run killed before its first checkpoint (it starts again); ``file``
     is then its ``config.yaml``, else the checkpoint read. ``origin`` names it in messages.
+    ``run_dir``: the run folder continued, None for a checkpoint file outside any run folder
+    (a new run starts from it).
     """
 
     config: Config
     state: dict[str, Any] | None
     file: Path
     origin: str
+    run_dir: Path | None = None
 
     @property
     def step(self) -> int:
         return 0 if self.state is None else int(self.state["step"])
 
 
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` holds ``config.yaml`` and ``checkpoints/`` (what every run folder has)."""
+    return (path / CONFIG_FILE).is_file() and (path / "checkpoints").is_dir()
+
+
+def _is_torn(path: Path) -> bool:
+    """A folder an older byol left when it crashed while creating it: ``checkpoints/`` with no
+    checkpoint in it and no ``config.yaml``."""
+    checkpoints = path / "checkpoints"
+    if (path / CONFIG_FILE).exists() or not checkpoints.is_dir():
+        return False
+    return all(PARTIAL_MARK in child.name for child in checkpoints.iterdir())
+
+
+def run_folder_of_file(file: Path) -> Path | None:
+    """The run folder a checkpoint file belongs to (``RUN/checkpoints/x.pt``), or None."""
+    parent = file.parent
+    if parent.name == "checkpoints" and is_run_folder(parent.parent):
+        return parent.parent
+    return None
+
+
 def load_resumed_run(resume: str | Path) -> ResumedRun:
     """Read the run ``resume`` names: a run folder (its ``checkpoints/last.pt``, else its
-    ``config.yaml``) or a checkpoint file.
+    ``config.yaml``) or a checkpoint file (of a run folder, or loose: then a new run starts).
 
     Raises:
         ValueError: nothing to resume there, or the checkpoint is unsafe, from a newer byol, or
@@ -77,24 +142,7 @@ def load_resumed_run(resume: str | Path) -> ResumedRun:
     """
     path = Path(resume).expanduser()
     if path.is_dir() and not (path / RUN_CHECKPOINT).is_file():
-        config_path = path / CONFIG_FILE
-        if not config_path.is_file():
-            raise ValueError(
-                f"{path} holds no run to resume (neither {RUN_CHECKPOINT} nor {CONFIG_FILE}); "
-                "pass the folder of a run started by byol train, or start a new run"
-            )
-        others = sorted(p.name for p in (path / "checkpoints").glob("*.pt"))
-        if others:  # not a run killed early: never start it again over its checkpoints
-            raise ValueError(
-                f"{path} has no {RUN_CHECKPOINT} but other checkpoints ({', '.join(others)}); "
-                f"resume from one of them with --resume {path / 'checkpoints' / others[-1]}"
-            )
-        origin = f"run config {config_path}"
-        try:
-            config = apply_mapping(Config(), load_yaml(config_path))
-        except ValueError as error:
-            raise ValueError(f"{origin} cannot be used ({error})") from error
-        return ResumedRun(config, None, config_path, origin)
+        return _resume_without_checkpoint(path)
     file = path / RUN_CHECKPOINT if path.is_dir() else path
     state = read_checkpoint(file)
     origin = f"checkpoint {file}"
@@ -112,34 +160,178 @@ def load_resumed_run(resume: str | Path) -> ResumedRun:
         config = apply_mapping(Config(), state["config"])
     except ValueError as error:
         raise ValueError(f"{origin}: its saved config does not fit this byol ({error})") from error
-    return ResumedRun(config, state, file, origin)
+    run_dir = path if path.is_dir() else run_folder_of_file(file)
+    return ResumedRun(config, state, file, origin, run_dir)
 
 
-def prepare_run_folder(config: Config, resume: str | Path | None, create: bool) -> RunFolder:
-    """The folder of this run: the resumed one, or a new ``output_dir/run_name``.
+def _resume_without_checkpoint(path: Path) -> ResumedRun:
+    """A run folder with no ``last.pt``: a run killed before its first checkpoint."""
+    config_path = path / CONFIG_FILE
+    if _is_torn(path):
+        raise ValueError(
+            f"{path} holds an empty checkpoints/ and no {CONFIG_FILE}: its run crashed while the "
+            "folder was being created; start that run again (a new run of this name replaces it)"
+        )
+    if not config_path.is_file():
+        raise ValueError(
+            f"{path} holds no run to resume (neither {RUN_CHECKPOINT} nor {CONFIG_FILE}); "
+            "pass the folder of a run started by byol train, or start a new run"
+        )
+    others = sorted(p.name for p in (path / "checkpoints").glob("*.pt"))
+    if others:  # not a run killed early: never start it again over its checkpoints
+        raise ValueError(
+            f"{path} has no {RUN_CHECKPOINT} but other checkpoints ({', '.join(others)}); "
+            f"resume from one of them with --resume {path / 'checkpoints' / others[-1]}"
+        )
+    if not (path / "checkpoints").is_dir():
+        raise ValueError(
+            f"{path} holds {CONFIG_FILE} but no checkpoints/ folder, so it is not a run folder; "
+            "pass the folder of a run started by byol train, or start a new run"
+        )
+    origin = f"run config {config_path}"
+    try:
+        config = apply_mapping(Config(), load_yaml(config_path))
+    except ValueError as error:
+        raise ValueError(f"{origin} cannot be used ({error})") from error
+    return ResumedRun(config, None, config_path, origin, path)
+
+
+def prepare_run_folder(
+    config: Config, resumed: ResumedRun | None, create: bool, path: Path | None = None
+) -> RunFolder:
+    """The folder of this run, locked: the resumed one, or a new ``output_dir/run_name``.
 
     A new run never writes into a folder that already holds a run; it asks for ``--resume``
-    or another name instead. A resumed folder loses the temporary files of checkpoint writes
-    that a crash interrupted.
+    or another name instead. A new folder is created whole, with ``config.yaml`` (see the
+    module docstring). A resumed folder loses the temporary files of writes that a crash
+    interrupted. ``create``: False in the other processes of a multi-process run, which only
+    learn the ``path`` rank 0 chose.
+
+    Raises:
+        ValueError: the name is taken, the folder is no run folder, or another process trains
+            in it (naming its PID).
     """
-    if resume is not None:
-        resumed = Path(resume).expanduser()
-        path = resumed if resumed.is_dir() else resumed.parent.parent
-    else:
-        name = config.train.run_name or time.strftime("byol-%Y%m%d-%H%M%S")
-        path = Path(config.train.output_dir).expanduser() / name
-        if create and (path / "checkpoints").exists():
-            raise ValueError(
-                f"run folder {path} already holds a run; resume it with --resume {path} "
-                "or choose another train.run_name"
-            )
-    folder = RunFolder(path)
-    if create:
-        folder.checkpoints.mkdir(parents=True, exist_ok=True)
-        if resume is not None:  # the temporary files of writes that a crash cut short
-            remove_partial_files(folder.checkpoints)
-            remove_partial_files(folder.path)  # config.yaml, metrics.csv
+    if resumed is not None and resumed.run_dir is not None:
+        folder = RunFolder(resumed.run_dir)
+        if create:
+            folder.lock = lock_run_folder(folder.path)
+            # The temporary files of writes that a crash cut short.
+            remove_stale_temporaries(folder.checkpoints, everything=True)
+            remove_stale_temporaries(folder.path, everything=True)  # config.yaml, metrics.csv
+        return folder
+    if not create:
+        return RunFolder(path if path is not None else _run_path(config, config.train.run_name))
+    if resumed is not None:  # a loose checkpoint: never the saved name of the run it came from
+        config.train.run_name = None
+    folder = create_run_folder(config)
+    if resumed is not None:
+        print(
+            f"byol: {resumed.file} is not inside a run folder (RUN/checkpoints/); starting a "
+            f"new run in {folder.path} from its weights and training state",
+            file=sys.stderr,
+        )
     return folder
+
+
+def _run_path(config: Config, name: str | None) -> Path:
+    return Path(config.train.output_dir).expanduser() / (name or "byol")
+
+
+def _default_names() -> Any:
+    stamp = time.strftime("byol-%Y%m%d-%H%M%S")
+    yield stamp
+    for suffix in range(2, 10_000):
+        yield f"{stamp}-{suffix}"
+
+
+def create_run_folder(config: Config) -> RunFolder:
+    """Make ``output_dir/run_name`` (or a unique ``byol-<date>-<time>[-N]``) atomically, with
+    ``config.yaml`` and ``checkpoints/``, and lock it."""
+    base = Path(config.train.output_dir).expanduser()
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"train.output_dir {base} cannot be created ({error.strerror}); set "
+            "train.output_dir to a writable folder"
+        ) from error
+    remove_stale_temporaries(base)
+    explicit = config.train.run_name
+    for name in [explicit] if explicit else _default_names():
+        path = base / name
+        if explicit:
+            _check_free(path)
+        elif path.exists():
+            continue
+        temporary = Path(tempfile.mkdtemp(prefix=temporary_prefix(path), dir=base))
+        try:
+            temporary.chmod(folder_mode())
+            (temporary / "checkpoints").mkdir()
+            save_config(config, temporary / CONFIG_FILE)
+            lock = lock_run_folder(temporary)
+            try:
+                os.rename(temporary, path)  # fails when another process took the name
+            except OSError as error:
+                lock.close()
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST) or explicit:
+                    raise ValueError(_taken(path)) from error
+                continue
+            return RunFolder(path, lock, created=True)
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+    raise ValueError(f"no free run name in {base}; set train.run_name")
+
+
+def _check_free(path: Path) -> None:
+    """Raise unless a new run may take ``path``: missing, empty, or torn (then emptied)."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise ValueError(f"{path} is a file; choose another train.run_name or train.output_dir")
+    if _is_torn(path):
+        shutil.rmtree(path)
+        return
+    if any(path.iterdir()):
+        raise ValueError(_taken(path))
+
+
+def _taken(path: Path) -> str:
+    if (path / "checkpoints").exists() or (path / CONFIG_FILE).exists():
+        return (
+            f"run folder {path} already holds a run; resume it with --resume {path} "
+            "or choose another train.run_name"
+        )
+    return (
+        f"{path} exists and is not a run folder (no {CONFIG_FILE} and checkpoints/); choose "
+        "another train.run_name or train.output_dir"
+    )
+
+
+def lock_run_folder(path: Path) -> IO[str]:
+    """Lock ``path/.lock`` for this process (``fcntl.flock``); returns the open file.
+
+    Raises:
+        ValueError: another process holds it, naming its PID.
+    """
+    lock_path = path / LOCK_FILE
+    handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        raise ValueError(
+            f"run folder {path} is in use by process {holder} (lock {lock_path}); wait for it "
+            "to finish or stop that process, then try again"
+        ) from error
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def restore_epoch_checkpoint(folder: RunFolder, resumed: ResumedRun, every_epochs: int) -> None:
@@ -162,7 +354,7 @@ def write_skipped_images(folder: RunFolder, skipped: list[tuple[str, str]]) -> P
     if not skipped:
         path.unlink(missing_ok=True)
         return None
-    path.write_text("".join(f"{file}\t{reason}\n" for file, reason in skipped))
+    write_text(path, "".join(f"{file}\t{reason}\n" for file, reason in skipped))
     return path
 
 

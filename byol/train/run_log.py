@@ -7,10 +7,12 @@ is written, and the first run of the process says how to turn the event files on
 from __future__ import annotations
 
 import csv
-import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
+
+from byol.atomic import write_text
 
 METRIC_COLUMNS = (
     "step",
@@ -98,22 +100,43 @@ def _summary_writer(run_dir: Path, resume_step: int | None) -> Any:
 
 
 def _drop_rows_after(path: Path, step: int) -> None:
-    """Keep the header and the complete rows of ``path`` logged at or before ``step``."""
-    lines = path.read_text().splitlines(keepends=True)
-    if not lines or not lines[0].endswith("\n"):
+    """Keep the header and the complete rows of ``path`` logged at or before ``step``.
+
+    Lines that are not UTF-8 text or not a row (binary junk) are dropped with a warning
+    naming the file, so they never block a resume.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ValueError(
+            f"cannot read {path} ({error.strerror}); fix or move the file, then resume"
+        ) from error
+    lines = raw.splitlines(keepends=True)
+    if not lines or not lines[0].endswith(b"\n") or not lines[0].startswith(b"step,"):
         path.unlink()  # not even a complete header: start the file again
         return
-    kept = [lines[0]]
+    kept, dropped = [lines[0].decode("ascii", errors="replace")], 0
     for line in lines[1:]:
-        if not line.endswith("\n"):
+        if not line.endswith(b"\n"):
             break  # cut short by the crash
-        row = next(csv.reader([line]), [])
-        try:
-            row_step = int(row[0])
-        except (IndexError, ValueError):
-            continue
-        if row_step <= step:
-            kept.append(line)
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    temporary.write_text("".join(kept))
-    os.replace(temporary, path)
+        row_step = _row_step(line)
+        if row_step is None:
+            dropped += 1
+        elif row_step <= step:
+            kept.append(line.decode("ascii"))
+    if dropped:
+        warnings.warn(
+            f"{path}: dropped {dropped} lines that are not metric rows (binary junk?)",
+            stacklevel=3,
+        )
+    write_text(path, "".join(kept))
+
+
+def _row_step(line: bytes) -> int | None:
+    """The step of a metrics row, or None for a line that is no row."""
+    try:
+        text = line.decode("ascii")
+        row = next(csv.reader([text]), [])
+        return int(row[0])
+    except (UnicodeDecodeError, IndexError, ValueError, csv.Error):
+        return None

@@ -13,6 +13,7 @@ from torch import nn
 from byol.config import Config
 from byol.data.cache import ImageCache
 from byol.data.registry import load_images
+from byol.data.shards import is_shard_folder
 from byol.eval.baselines import PixelEncoder
 from byol.eval.features import Features, extract_features
 from byol.eval.knn import KNNResult, knn_classify
@@ -25,8 +26,11 @@ SPLITS: tuple[Literal["train"], Literal["test"]] = ("train", "test")
 def load_labelled_splits(config: Config, source: str) -> tuple[ImageCache, ImageCache]:
     """The train and test splits of a labelled ``source`` as uint8 caches.
 
-    The train split follows ``config.data.max_images``; the test split is always whole.
+    The train split follows ``config.data.max_images``; the test split is always whole. A
+    folder must hold ``train/`` and ``test/`` sub-folders: scoring the bank against itself
+    would report a meaningless 100%.
     """
+    check_split_folders(source)
     train, test = (
         load_images(
             source,
@@ -46,6 +50,20 @@ def load_labelled_splits(config: Config, source: str) -> tuple[ImageCache, Image
             "sub-folders (for monitoring during training, set monitor.knn_every_epochs=0)"
         )
     return train, test
+
+
+def check_split_folders(source: str) -> None:
+    """Raise ``ValueError`` for a folder ``source`` without ``train/`` and ``test/``."""
+    root = Path(source).expanduser()
+    if not root.is_dir() or is_shard_folder(root):
+        return  # a named dataset (digits, cifar10) has its own splits
+    missing = [split for split in SPLITS if not (root / split).is_dir()]
+    if missing:
+        raise ValueError(
+            f"{root} has no {' and no '.join(f'{m}/' for m in missing)} sub-folder; k-NN and "
+            "linear evaluation need a folder with train/ and test/ sub-folders (of class "
+            "folders), so that the test images are not the bank itself"
+        )
 
 
 class KNNValidator:

@@ -29,6 +29,7 @@ def test_cli_refuses_a_batch_size_change_on_resume(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     save_config(Config(), tmp_path / "config.yaml")  # a run killed before its first checkpoint
+    (tmp_path / "checkpoints").mkdir()
     status = main(["train", "--resume", str(tmp_path), "--optim.batch_size", "32"])
     assert status == 2
     message = capsys.readouterr().err

@@ -79,7 +79,7 @@ def test_yaml_tags_are_not_evaluated(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["train", "--config", str(tmp_path / "evil.yaml")]) == 2
     assert "is not valid YAML: could not determine a constructor" in one_error_line(capsys)
     # The same tag in the config.yaml of a run folder that --resume starts again.
-    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     (tmp_path / "run" / "config.yaml").write_text(hostile)
     assert main(["train", "--resume", str(tmp_path / "run")]) == 2
     assert "could not determine a constructor" in one_error_line(capsys)
