@@ -91,7 +91,7 @@ def train_epoch(model: LightlyBYOL, loader: DataLoader, optimizer: torch.optim.O
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    return float(loss)
+    return float(loss.detach())
 
 
 def main() -> None:
@@ -126,6 +126,17 @@ def main() -> None:
             if result is not None:
                 curve[epoch] = result.top1
         print(f"epoch {epoch}: loss {loss:.4f} k-NN {curve.get(epoch)}", flush=True)
+        # Rewritten every epoch, so a run stopped early keeps its curve so far.
+        write_record(arguments, epoch, len(loader), train_seconds, curve)
+
+
+def write_record(
+    arguments: argparse.Namespace,
+    epoch: int,
+    steps_per_epoch: int,
+    train_seconds: float,
+    curve: dict[int, float],
+) -> None:
     record = {
         "implementation": "lightly 1.6.0, CIFAR-10 benchmark recipe (BYOLModel)",
         "command": "python -m benchmarks.quality.lightly_recipe "
@@ -134,15 +145,15 @@ def main() -> None:
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "epochs": arguments.epochs,
+        "epochs_done": epoch,
         "train_images": arguments.max_images,
         "batch_size": arguments.batch_size,
-        "steps": arguments.epochs * len(loader),
+        "steps": epoch * steps_per_epoch,
         "train_seconds": round(train_seconds, 1),
-        "knn_top1": curve[arguments.epochs],
+        "knn_top1": curve.get(epoch),
         "knn_top1_by_epoch": curve,
     }
     Path(arguments.out).write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":
