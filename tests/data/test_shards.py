@@ -104,7 +104,7 @@ def test_streamed_views_equal_the_folder_views(
     stream.set_epoch(2)
     indices = [index for index, _, _ in stream.samples(0)]
     for index, (view_1, view_2) in zip(indices[:4], stream, strict=False):
-        expected_1, expected_2 = folder[index]
+        expected_1, expected_2, _ = folder[index]
         torch.testing.assert_close(view_1, expected_1)
         torch.testing.assert_close(view_2, expected_2)
 
