@@ -224,6 +224,22 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _restore_moved_aside(path: Path) -> bool:
+    """Put back an output :func:`replace_folder` moved aside when a kill came between its two
+    renames (the old folder is aside, its replacement not yet in place). True if restored."""
+    name = path.name
+    if not (name.endswith("-old") and path.is_dir() and name.startswith(".")):
+        return False
+    target = path.with_name(name[1 : name.index(PARTIAL_MARK)])
+    if target.exists():
+        return False
+    try:
+        os.replace(path, target)
+    except OSError:
+        return False
+    return True
+
+
 def remove_stale_temporaries(folder: str | Path, everything: bool = False) -> list[Path]:
     """Delete the temporaries (``.<name>.partial-*``, files or folders) in ``folder`` that
     killed processes left; ``everything``: all of them (the caller holds the folder's lock).
@@ -235,6 +251,8 @@ def remove_stale_temporaries(folder: str | Path, everything: bool = False) -> li
         return []
     for path in candidates:
         if not (everything or is_stale(path)):
+            continue
+        if _restore_moved_aside(path):
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.accuracy.run import commit, machine
+from benchmarks.accuracy.run import provenance
 from benchmarks.quality.lightly_recipe import HEAD_WIDTH, MOMENTUM
 from benchmarks.speed.peer_lightly import LightlyBYOL
 from byol.backbones import build_backbone
@@ -110,11 +110,7 @@ def main() -> None:
     assert result is not None
     record = {
         "implementation": "lightly 1.6.0, CIFAR-10 benchmark recipe (BYOLModel)",
-        "command": "python -m benchmarks.accuracy.lightly_budget "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(arguments).items()),
-        "commit": commit(),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **provenance("benchmarks.accuracy.lightly_budget", arguments),
         "backbone": arguments.backbone,
         "steps": step,
         "images_seen": images,

@@ -52,6 +52,17 @@ def commit() -> str:
         return "unknown"
 
 
+def provenance(module: str, arguments: argparse.Namespace) -> dict[str, str]:
+    """Command (as run, from the parsed flags), commit, machine and date of a benchmark result."""
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(arguments).items() if v)
+    return {
+        "command": f"python -m {module} {flags}",
+        "commit": commit(),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
 def evaluate(config, encoder: torch.nn.Module, device: torch.device) -> dict[str, float]:  # type: ignore[no-untyped-def]
     validator = KNNValidator(config, device, source=config.data.val_source or "cifar10")
     knn = validator.evaluate(encoder)

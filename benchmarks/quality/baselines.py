@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from benchmarks.accuracy.run import commit, machine
+from benchmarks.accuracy.run import provenance
 from byol.presets import preset
 from byol.train.validation import KNNValidator
 
@@ -39,11 +39,7 @@ def main() -> None:
         for name, result in validator.evaluate_baselines().items()
     }
     record = {
-        "command": "python -m benchmarks.quality.baselines "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(arguments).items() if v),
-        "commit": commit(),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **provenance("benchmarks.quality.baselines", arguments),
         "image_size": config.augment.image_size,
         "k": config.monitor.knn_k,
         "bank": arguments.max_images or "whole train split",

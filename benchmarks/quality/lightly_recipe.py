@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.accuracy.run import commit, machine
+from benchmarks.accuracy.run import provenance
 from benchmarks.speed.peer_lightly import LightlyBYOL
 from byol.backbones import build_backbone
 from byol.config import IMAGENET_MEAN, IMAGENET_STD
@@ -139,11 +139,7 @@ def write_record(
 ) -> None:
     record = {
         "implementation": "lightly 1.6.0, CIFAR-10 benchmark recipe (BYOLModel)",
-        "command": "python -m benchmarks.quality.lightly_recipe "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(arguments).items()),
-        "commit": commit(),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **provenance("benchmarks.quality.lightly_recipe", arguments),
         "epochs": arguments.epochs,
         "epochs_done": epoch,
         "train_images": arguments.max_images,

@@ -18,15 +18,6 @@ from byol.cli.main import main
 from .helpers import one_error_line, run_train
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished one-step run on 64 digits, shared by the tests of this module."""
-    tmp_path = tmp_path_factory.mktemp("run")
-    torch.set_num_threads(1)
-    assert run_train(tmp_path, "--data.max_images", "64") == 0
-    return tmp_path / "runs" / "run"
-
-
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 256 KiB tmpfs (needs the right to mount: root in a container)."""

@@ -12,20 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from byol.atomic import remove_stale_temporaries
 from byol.cli.main import main
 from byol.export import export_encoder
 
 from .helpers import noise_images, one_error_line, run_train
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp_path = tmp_path_factory.mktemp("run")
-    torch.set_num_threads(1)
-    assert run_train(tmp_path, "--data.max_images", "64") == 0
-    return tmp_path / "runs" / "run"
 
 
 def _mount_tmpfs(folder: Path, options: str) -> Iterator[Path]:
@@ -180,3 +172,53 @@ def test_metrics_with_binary_junk_do_not_block_a_resume(
     assert rows[0].startswith("step,")
     loss_rows = [row for row in csv.DictReader(rows) if row["loss"]]
     assert [row["step"] for row in loss_rows] == ["1", "2"]
+
+
+_DIE_AT_RENAME = """
+import os, sys
+from pathlib import Path
+
+from byol.export import export_encoder
+
+real_replace, when = os.replace, sys.argv[3]
+
+
+def replace(source, target):
+    # A SIGKILL-like death (no cleanup runs) at the moment an export moves its old folder aside.
+    if str(target).endswith("-old"):
+        if when == "before":
+            os._exit(9)
+        real_replace(source, target)
+        os._exit(9)
+    real_replace(source, target)
+
+
+os.replace = replace
+export_encoder(Path(sys.argv[1]), sys.argv[2], onnx=False)
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_an_export_killed_while_swapping_folders_keeps_the_old_export(
+    run_dir: Path, tmp_path: Path, when: str
+) -> None:
+    out = tmp_path / "export"
+    export_encoder(run_dir / "checkpoints" / "final.pt", out, onnx=False)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    died = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _DIE_AT_RENAME,
+            str(run_dir / "checkpoints" / "final.pt"),
+            str(out),
+            when,
+        ],
+        capture_output=True,
+        timeout=600,
+    )
+    assert died.returncode == 9, died.stderr.decode()[-2000:]
+    # The next run of anything that writes there tidies up: the old export is whole again.
+    remove_stale_temporaries(tmp_path)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
