@@ -284,7 +284,7 @@ def warn_skipped(skipped: Sequence[tuple[str, str]], total: int, where: str) -> 
     path, reason = skipped[0]
     warnings.warn(
         f"skipped {len(skipped)} of {total} image files in {where} that could not be read "
-        f"(first: {path}: {reason}); see .skipped for the full list",
+        f"(first: {path}: {reason})",
         SkippedImagesWarning,
         stacklevel=3,
     )
