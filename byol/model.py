@@ -121,6 +121,8 @@ class BYOL(nn.Module):
                 "leave feature_dim unset"
             )
         self.feature_dim = backbone.feature_dim
+        # Where the encoder comes from ("torchvision", "timm", "byol", "custom"): exports say so.
+        self.backbone_source = backbone.source
         projector = MLPHead(
             backbone.feature_dim,
             projector_hidden_dim,

@@ -156,7 +156,7 @@ def main() -> None:
     started = time.perf_counter()
     result = train(config, progress=True)
     train_seconds = time.perf_counter() - started
-    from byol.export.checkpoint import load_encoder_from_checkpoint
+    from byol.checkpoint import load_encoder_from_checkpoint
 
     encoder, _ = load_encoder_from_checkpoint(result.checkpoint)
     figures = evaluate(config, encoder.to(device), device)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from byol.atomic import WriteError, remove_stale_temporaries, write_bytes, write_together
-from byol.checkpoint import checkpoint_file
+from byol.checkpoint import checkpoint_file, load_encoder_from_checkpoint
 from byol.cli.config_flags import ResolvedConfig, flag_overrides
 from byol.config import Config
 from byol.data.cache import ImageCache
@@ -25,7 +25,6 @@ from byol.eval.baselines import PixelEncoder
 from byol.eval.features import extract_features
 from byol.eval.linear import LinearProbeResult, linear_probe, save_linear_classifier
 from byol.eval.report import write_report
-from byol.export.checkpoint import load_encoder_from_checkpoint
 from byol.model import build_model
 from byol.train.engine import TrainResult
 from byol.train.engine import train as run_training

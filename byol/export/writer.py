@@ -13,8 +13,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from byol.atomic import atomic_folder, file_mode
-from byol.checkpoint import checkpoint_file, read_checkpoint
-from byol.export.checkpoint import backbone_source, model_from_checkpoint
+from byol.checkpoint import checkpoint_file, model_from_checkpoint, read_checkpoint
 from byol.export.onnx_export import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, OnnxExport, export_onnx
 from byol.export.readme import (
     ENCODER_FILE,
@@ -96,7 +95,7 @@ def export_encoder(
 
     Args:
         checkpoint_path: a checkpoint written by byol training, or its run folder (see
-            :func:`~byol.export.checkpoint.read_checkpoint`).
+            :func:`~byol.checkpoint.read_checkpoint`).
         out_dir: a new folder, or an earlier export (replaced as a whole); a folder holding
             other files is refused.
         onnx: also write ``encoder.onnx``; None (default): when the ``onnx`` package is
@@ -123,7 +122,7 @@ def export_encoder(
     backbone = config.model.backbone
     facts = ExportFacts(
         backbone=backbone,
-        source=backbone_source(backbone),
+        source=model.backbone_source,
         cifar_stem=config.model.cifar_stem,
         feature_dim=model.feature_dim,
         image_size=size,

@@ -32,7 +32,7 @@ from torch.optim import Optimizer
 from tqdm.auto import tqdm
 
 from byol.atomic import write_text
-from byol.checkpoint import CheckpointError, copy_checkpoint, save_checkpoint
+from byol.checkpoint import CheckpointError, check_weights_fit, copy_checkpoint, save_checkpoint
 from byol.config import Config
 from byol.config_check import validate_config
 from byol.config_io import save_config, to_dict
@@ -41,7 +41,6 @@ from byol.distributed import convert_sync_batchnorm
 from byol.eval.monitors import CollapseDetector, effective_rank, projection_std
 from byol.eval.online_classifier import OnlineClassifier
 from byol.eval.report import write_report
-from byol.export.checkpoint import check_weights_fit
 from byol.model import BYOL, build_model
 from byol.optim import build_optimizer
 from byol.schedules import learning_rate, target_tau

@@ -38,6 +38,7 @@ from byol.atomic import (
 )
 from byol.checkpoint import (
     RUN_CHECKPOINT,
+    config_from_checkpoint,
     copy_checkpoint,
     read_checkpoint,
 )
@@ -156,10 +157,7 @@ def load_resumed_run(resume: str | Path) -> ResumedRun:
     position.append(state.get("nonfinite_skipped", 0))
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in position):
         raise ValueError(f"{origin} has an invalid training position (step, epoch, batch)")
-    try:
-        config = apply_mapping(Config(), state["config"])
-    except ValueError as error:
-        raise ValueError(f"{origin}: its saved config does not fit this byol ({error})") from error
+    config = config_from_checkpoint(state, origin)
     run_dir = path if path.is_dir() else run_folder_of_file(file)
     return ResumedRun(config, state, file, origin, run_dir)
 

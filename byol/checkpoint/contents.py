@@ -1,8 +1,8 @@
-"""Read training checkpoints safely and rebuild the online encoder from them.
+"""What a checkpoint holds: the run's config, the BYOL module, and a check that weights fit.
 
 A checkpoint is one ``torch.save`` of a dict::
 
-    format_version: int           # CHECKPOINT_FORMAT_VERSION
+    format_version: int           # FORMAT_VERSION
     config: dict                  # byol.config_io.to_dict(resolved Config)
     model: dict[str, Tensor]      # BYOL.state_dict(): online.encoder.*, online.projector.*,
                                   # online.predictor.*, target.encoder.*, target.projector.*
@@ -20,15 +20,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from byol.backbones import TIMM_PREFIX, TORCHVISION_RESNETS
-from byol.checkpoint import (
-    checkpoint_file,
-    read_checkpoint,
-)
+from byol.checkpoint.files import checkpoint_file, read_checkpoint
 from byol.config import Config
 from byol.config_io import apply_mapping
 from byol.model import BYOL, build_model
-from byol.small_resnet import SMALL_RESNETS
 
 # Prefixes that wrappers add to every key of a state dict, and how to avoid them.
 _WRAPPER_PREFIXES = {
@@ -70,20 +65,6 @@ def load_encoder_from_checkpoint(path: str | Path) -> tuple[nn.Module, Config]:
     file = checkpoint_file(path)
     model, config = model_from_checkpoint(read_checkpoint(file), f"checkpoint {file}")
     return model.online.encoder.eval(), config
-
-
-def backbone_source(name: str) -> str:
-    """Where backbone ``name`` comes from: "torchvision", "byol" or "timm" (as build_backbone)."""
-    if name in TORCHVISION_RESNETS:
-        return "torchvision"
-    if name in SMALL_RESNETS:
-        return "byol"
-    return "timm"
-
-
-def timm_name(name: str) -> str:
-    """The timm registry name of backbone ``name`` (``timm/<name>`` is accepted too)."""
-    return name.removeprefix(TIMM_PREFIX)
 
 
 def check_weights_fit(
