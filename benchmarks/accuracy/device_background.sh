@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# An accuracy run longer than one 10-minute call of a remote GPU session: the run starts in
-# its own process session, which outlives the call while the machine stays warm, and later calls
+# An accuracy run longer than one remote shell command may last (e.g. 10 minutes): the run
+# starts in its own process session (setsid), which outlives the command, and later commands
 # follow it. From the repository root on the GPU machine:
 #
 #   bash benchmarks/accuracy/device_background.sh start ARGS...  # ARGS for benchmarks.accuracy.run

@@ -17,13 +17,13 @@ import time
 
 import torch
 
-from benchmarks.speed.timing import synchronize
+from benchmarks.speed.timing import autocast_forward, synchronize
 from byol.augment import BatchedTwoViews, small_image_augment_config
 from byol.backbones import build_backbone
 from byol.config import OptimConfig
 from byol.model import BYOL
 from byol.optim import build_optimizer
-from byol.train.step import training_step
+from byol.train.step import StepHooks, training_step
 
 
 def measure(mode: str, images: torch.Tensor, arguments: argparse.Namespace) -> dict[str, object]:
@@ -47,17 +47,8 @@ def measure(mode: str, images: torch.Tensor, arguments: argparse.Namespace) -> d
         return apply_views(images[rows], augment.sample_params(batch, 32, 32, device, generator))
 
     def one_step() -> None:
-        view_1, view_2 = views()
-        training_step(
-            forward,
-            model,
-            optimizer,
-            view_1,
-            view_2,
-            1.0,
-            0.99,
-            autocast_dtype=torch.bfloat16,
-        )
+        hooks = StepHooks(forward=autocast_forward(forward, torch.bfloat16))
+        training_step(model, optimizer, views(), 1.0, 0.99, hooks)
 
     start = time.perf_counter()
     for _ in range(arguments.warmup):

@@ -30,6 +30,7 @@ from benchmarks.speed.common import (
     random_views,
 )
 from benchmarks.speed.data import endless, loader, uint8_batches
+from benchmarks.speed.timing import autocast_forward
 from byol.augment import BatchedTwoViews, ReferenceTwoViews
 from byol.backbones import build_backbone
 from byol.config import AugmentConfig, OptimConfig
@@ -37,7 +38,7 @@ from byol.data.cache import ImageCache, build_folder_cache
 from byol.data.folder import ImageFolderDataset, scan_folder
 from byol.model import BYOL
 from byol.optim import build_optimizer
-from byol.train.step import training_step
+from byol.train.step import StepHooks, training_step
 
 
 def cache_size(image_size: int) -> int:
@@ -124,22 +125,11 @@ def build_ours(spec: BenchSpec, fast: bool, compiled: bool = False) -> Implement
     optim_config = OptimConfig(batch_size=spec.batch_size)
     optimizer = build_optimizer(model.online, optim_config)
     learning_rate = optim_config.base_learning_rate * spec.batch_size / 256.0
-    autocast_dtype = torch.bfloat16 if fast else None
-
     forward = torch.compile(model) if compiled else model
+    hooks = StepHooks(forward=autocast_forward(forward, torch.bfloat16) if fast else forward)
 
     def step(batch: Batch) -> None:
-        view_1, view_2 = batch
-        training_step(
-            forward,
-            model,
-            optimizer,
-            view_1,
-            view_2,
-            learning_rate,
-            spec.tau,
-            autocast_dtype=autocast_dtype,
-        )
+        training_step(model, optimizer, batch, learning_rate, spec.tau, hooks)
 
     pipeline = BatchedPipeline(spec, channels_last=fast, compiled=compiled)
     precision = "bf16 autocast + channels_last" if fast else "fp32"

@@ -25,8 +25,21 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.speed.common import Batch, BenchSpec, DataSource, Implementation, Stream
+from byol.model import BYOLOutput
 
 Log = Callable[[str], None]
+
+
+def autocast_forward(
+    forward: Callable[[torch.Tensor, torch.Tensor], BYOLOutput], dtype: torch.dtype
+) -> Callable[[torch.Tensor, torch.Tensor], BYOLOutput]:
+    """``forward`` run under autocast in ``dtype`` (the engine leaves precision to Fabric)."""
+
+    def run(view_1: torch.Tensor, view_2: torch.Tensor) -> BYOLOutput:
+        with torch.autocast(view_1.device.type, dtype=dtype):
+            return forward(view_1, view_2)
+
+    return run
 
 
 def synchronize(device: torch.device) -> None:

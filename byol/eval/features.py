@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+from byol.precision import resolve_precision
 
 
 class Features(NamedTuple):
@@ -30,24 +30,9 @@ class Features(NamedTuple):
     labels: Tensor
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """Map ``auto`` to ``bf16-mixed`` on CUDA devices with bf16 support, else ``32-true``.
-
-    Raises:
-        ValueError: ``precision`` is not one of :data:`PRECISIONS`.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not supported; use one of {PRECISIONS}")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    return "32-true"
-
-
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """An autocast context for ``precision`` (``32-true`` gives a no-op context)."""
-    resolved = resolve_precision(precision, device)
+    resolved = resolve_precision(precision, device.type)
     if resolved == "32-true":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if resolved == "bf16-mixed" else torch.float16

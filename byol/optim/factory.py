@@ -14,6 +14,7 @@ from torch.optim import SGD, AdamW, Optimizer
 
 from byol.config import OptimConfig
 from byol.optim.lars import LARS
+from byol.schedules import peak_learning_rate
 
 NORM_TYPES: tuple[type[nn.Module], ...] = (_NormBase, nn.GroupNorm, nn.LayerNorm)
 
@@ -42,9 +43,10 @@ def build_optimizer(module: nn.Module, config: OptimConfig) -> Optimizer:
     """The optimiser named by ``config.optimizer`` over ``module``'s trainable parameters.
 
     The learning rate is set every step by the engine from :func:`byol.schedules.learning_rate`;
-    the value given here is the peak, base_learning_rate * batch_size / 256.
+    it starts at the peak (:func:`byol.schedules.peak_learning_rate`), for use without a
+    schedule.
     """
-    peak = config.base_learning_rate * config.batch_size / 256.0
+    peak = peak_learning_rate(config.base_learning_rate, config.batch_size)
     groups = parameter_groups(module, config.weight_decay)
     if config.optimizer == "lars":
         return LARS(

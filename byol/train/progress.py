@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 import torch
+from tqdm.auto import tqdm
 
 PROJ_STD_HELP = (
     "proj-std: std of the L2-normalised projections over the batch, about 1/sqrt({dim}) = "
@@ -108,3 +109,70 @@ class ThroughputWatch:
             "another process probably competes for the CPU or GPU (set train.num_threads to "
             "the cores this run may use)"
         )
+
+
+class ProgressDisplay:
+    """What a person watching rank 0 sees: a bar on a terminal, one line per log window under a
+    pipe or in a CI log (where a bar would print a line per update), messages, and a warning when
+    throughput collapses. Silent when ``show`` is False (other ranks, ``progress=False``)."""
+
+    def __init__(self, total_steps: int, initial_step: int, show: bool, projection_dim: int):
+        self.total_steps = total_steps
+        self.show = show
+        self.lines = progress_lines_wanted(show)
+        if show:
+            print(proj_std_help(projection_dim), file=sys.stderr, flush=True)
+        self.throughput = ThroughputWatch()
+        self.bar = tqdm(
+            total=total_steps,
+            initial=initial_step,
+            disable=not show or self.lines,
+            desc="BYOL",
+            unit="step",
+            dynamic_ncols=True,
+        )
+
+    def write(self, message: str) -> None:
+        """One line above the bar (or in the log)."""
+        self.bar.write(message)
+
+    def update(self, window: WindowFigures, skipped: int | None) -> str | None:
+        """Show one log window; returns a slow-down warning's text the first time it applies."""
+        self.bar.set_postfix(
+            loss=f"{window.loss:.4f}",
+            lr=f"{window.learning_rate:.3g}",
+            tau=f"{window.tau:.4f}",
+            img_s=f"{window.images_per_second:.0f}",
+            proj_std=f"{window.projection_std:.3f}",
+            **({"skipped": skipped} if skipped is not None else {}),
+        )
+        self.bar.update(window.steps)
+        if self.lines:
+            line = progress_line(
+                window.step,
+                self.total_steps,
+                window.loss,
+                window.learning_rate,
+                window.tau,
+                window.images_per_second,
+                window.projection_std,
+            )
+            print(line, file=sys.stderr, flush=True)
+        slow = self.throughput.update(window.images_per_second)
+        return slow
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@dataclass(frozen=True)
+class WindowFigures:
+    """One log window as shown and logged: ``steps`` steps ending at ``step``."""
+
+    step: int
+    steps: int
+    loss: float
+    learning_rate: float
+    tau: float
+    images_per_second: float
+    projection_std: float

@@ -38,12 +38,15 @@ from byol.atomic import (
 )
 from byol.checkpoint import (
     RUN_CHECKPOINT,
+    CheckpointError,
     config_from_checkpoint,
     copy_checkpoint,
     read_checkpoint,
+    save_checkpoint,
 )
 from byol.config import Config
 from byol.config_io import apply_dotted, apply_mapping, load_yaml, save_config
+from byol.train.errors import TrainingStopped
 
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
@@ -345,10 +348,28 @@ def restore_epoch_checkpoint(folder: RunFolder, resumed: ResumedRun, every_epoch
         copy_checkpoint(resumed.file, named)
 
 
-def write_skipped_images(folder: RunFolder, skipped: list[tuple[str, str]]) -> Path | None:
+def save_run_checkpoint(state: dict[str, Any], folder: RunFolder, name: str) -> None:
+    """Write ``state`` to ``checkpoints/last.pt``, then copy it to ``checkpoints/<name>``.
+
+    Raises:
+        TrainingStopped: the file could not be written, with how to continue.
+    """
+    last = folder.checkpoints / "last.pt"
+    try:
+        save_checkpoint(state, last)
+        if name != last.name:
+            copy_checkpoint(last, folder.checkpoints / name)
+    except CheckpointError as error:
+        raise TrainingStopped(
+            f"{error}. Free space (or fix the folder) and continue with "
+            f"byol train --resume {folder.path}"
+        ) from error
+
+
+def write_skipped_images(run_dir: Path, skipped: list[tuple[str, str]]) -> Path | None:
     """List the unreadable image files left out, one ``path<TAB>reason`` per line, in
     ``run_dir/skipped_images.txt``; returns the file, or None (and no file) when none were."""
-    path = folder.path / SKIPPED_IMAGES_FILE
+    path = run_dir / SKIPPED_IMAGES_FILE
     if not skipped:
         path.unlink(missing_ok=True)
         return None

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.optim import Optimizer
 
 from byol.model import BYOL, BYOLOutput
@@ -75,66 +75,75 @@ def zero_nonfinite_gradients_(
     return finite
 
 
+def _no_context(_skip: bool) -> AbstractContextManager[Any]:
+    return nullcontext()
+
+
+@dataclass(frozen=True)
+class StepHooks:
+    """How an engine runs a step around the BYOL maths; the defaults run it plainly.
+
+    ``forward``: what is called on the two views instead of the model itself, e.g. a DDP or
+    Fabric wrapper of it (the target is always updated on the unwrapped model).
+    ``backward``: how to backpropagate (an engine may scale or synchronise).
+    ``no_backward_sync(True)``: a context in which forward and backward do not all-reduce
+    gradients across processes (DDP's ``no_sync``); used for all but the last micro-batch, so
+    gradients are reduced once per step.
+    ``accumulation_steps``: k micro-batches per step (see the module docstring).
+    ``skip_nonfinite``: zero the gradients of a step whose loss or gradients are not finite;
+    ``check_gradients`` as in :func:`zero_nonfinite_gradients_`.
+    """
+
+    forward: Callable[[Tensor, Tensor], BYOLOutput] | None = None
+    backward: Callable[[Tensor], None] = Tensor.backward
+    no_backward_sync: Callable[[bool], AbstractContextManager[Any]] = _no_context
+    accumulation_steps: int = 1
+    skip_nonfinite: bool = False
+    check_gradients: bool = True
+
+
 def training_step(
-    model: nn.Module,
-    byol: BYOL,
+    model: BYOL,
     optimizer: Optimizer,
-    view_1: Tensor,
-    view_2: Tensor,
+    views: tuple[Tensor, Tensor],
     learning_rate: float,
     tau: float,
-    backward: Callable[[Tensor], None] = Tensor.backward,
-    autocast_dtype: torch.dtype | None = None,
-    skip_nonfinite: bool = False,
-    check_gradients: bool = True,
-    accumulation_steps: int = 1,
-    no_backward_sync: Callable[[bool], AbstractContextManager[Any]] = lambda _: nullcontext(),
+    hooks: StepHooks = StepHooks(),
 ) -> StepResult:
     """Run one step and return the forward pass's output (loss not read back to the host).
 
     Args:
-        model: what is called forward: ``byol`` itself or an engine's wrapper of it (DDP).
-        byol: the unwrapped :class:`BYOL`, whose target is updated.
+        model: the (unwrapped) :class:`BYOL`; its target is updated with ``tau``.
         optimizer: over the online network's parameters.
-        view_1, view_2: augmented views, (B, 3, H, W), on the model's device.
+        views: the two augmented views, each (B, 3, H, W), on the model's device.
         learning_rate, tau: this step's scheduled values (host floats: no device sync).
-        backward: how to backpropagate (an engine may scale or synchronise).
-        autocast_dtype: run the forward under autocast in this dtype (e.g. bfloat16), or None
-            when the engine already handles precision.
-        skip_nonfinite: zero the gradients of a step whose loss or gradients are not finite
-            (see the module docstring); ``check_gradients`` as in
-            :func:`zero_nonfinite_gradients_`.
-        accumulation_steps: k micro-batches per step (see the module docstring); the batch
-            size must be a multiple of k. The returned output then holds the mean loss and the
+        hooks: how the engine runs the step (wrapper, backward, accumulation, non-finite
+            skipping); with k micro-batches the returned output holds the mean loss and the
             concatenated projections and predictions.
-        no_backward_sync: ``no_backward_sync(True)`` is a context in which forward and backward
-            do not all-reduce gradients across processes (DDP's ``no_sync``); used for all but
-            the last micro-batch, so gradients are reduced once per step.
     """
+    view_1, view_2 = views
+    accumulation_steps = hooks.accumulation_steps
     check_gradient_accumulation(accumulation_steps, view_1.shape[0])
     set_learning_rate(optimizer, learning_rate)
+    forward = model if hooks.forward is None else hooks.forward
     outputs: list[BYOLOutput] = []
     for index, (micro_1, micro_2) in enumerate(
         zip(view_1.chunk(accumulation_steps), view_2.chunk(accumulation_steps), strict=True)
     ):
-        with no_backward_sync(index < accumulation_steps - 1):
-            if autocast_dtype is not None:
-                with torch.autocast(view_1.device.type, dtype=autocast_dtype):
-                    micro_output: BYOLOutput = model(micro_1, micro_2)
-            else:
-                micro_output = model(micro_1, micro_2)
+        with hooks.no_backward_sync(index < accumulation_steps - 1):
+            micro_output: BYOLOutput = forward(micro_1, micro_2)
             loss = micro_output.loss
-            backward(loss / accumulation_steps if accumulation_steps > 1 else loss)
+            hooks.backward(loss / accumulation_steps if accumulation_steps > 1 else loss)
         outputs.append(micro_output)
     output = outputs[0] if len(outputs) == 1 else _concatenate(outputs)
     applied = (
-        zero_nonfinite_gradients_(optimizer, output.loss, check_gradients)
-        if skip_nonfinite
+        zero_nonfinite_gradients_(optimizer, output.loss, hooks.check_gradients)
+        if hooks.skip_nonfinite
         else None
     )
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    byol.update_target(tau)
+    model.update_target(tau)
     return StepResult(output, applied)
 
 

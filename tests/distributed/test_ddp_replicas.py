@@ -17,7 +17,7 @@ from byol.config import OptimConfig
 from byol.distributed import convert_sync_batchnorm
 from byol.model import BYOL
 from byol.optim import build_optimizer
-from byol.train.step import training_step
+from byol.train.step import StepHooks, training_step
 
 WORLD = 2
 
@@ -52,15 +52,14 @@ def _worker(rank: int, store: Path) -> None:
         for _ in range(3):
             view_1, view_2 = torch.randn(2, 8, 3, 6, 6, generator=generator)
             training_step(
-                replica,
                 model,
                 optimizer,
-                view_1,
-                view_2,
+                (view_1, view_2),
                 learning_rate=0.5,
                 tau=0.9,
-                accumulation_steps=2,
-                no_backward_sync=no_backward_sync,
+                hooks=StepHooks(
+                    forward=replica, accumulation_steps=2, no_backward_sync=no_backward_sync
+                ),
             )
         state = model.state_dict()
         flat = torch.cat([tensor.double().reshape(-1) for tensor in state.values()])

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from byol.eval.features import extract_features, resolve_precision
+from byol.eval.features import extract_features
+from byol.precision import resolve_precision
 
 
 def _encoder() -> nn.Module:
@@ -49,5 +50,14 @@ def test_bad_input_raises() -> None:
     with pytest.raises(ValueError, match="3 images but 2 labels"):
         extract_features(_encoder(), [(torch.randn(3, 3, 5, 5), torch.zeros(2))])
     with pytest.raises(ValueError, match="precision='fp8'"):
-        resolve_precision("fp8", torch.device("cpu"))
-    assert resolve_precision("auto", torch.device("cpu")) == "32-true"
+        resolve_precision("fp8", "cpu")
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("byol.precision.cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", "cpu") == "bf16-mixed"
+    monkeypatch.setattr("byol.precision.cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", "cpu") == "32-true"
+    assert resolve_precision("32-true", "cpu") == "32-true"

@@ -11,7 +11,7 @@ from torch import nn
 from byol.config import OptimConfig
 from byol.model import BYOL
 from byol.optim import build_optimizer
-from byol.train.step import check_gradient_accumulation, training_step
+from byol.train.step import StepHooks, check_gradient_accumulation, training_step
 
 
 def _tiny_byol() -> BYOL:
@@ -30,13 +30,11 @@ def _train(model: BYOL, steps: int, accumulation_steps: int) -> list[float]:
         view_1, view_2 = torch.randn(2, 8, 3, 4, 4, generator=generator)
         result = training_step(
             model,
-            model,
             optimizer,
-            view_1,
-            view_2,
+            (view_1, view_2),
             learning_rate=0.5,
             tau=0.9,
-            accumulation_steps=accumulation_steps,
+            hooks=StepHooks(accumulation_steps=accumulation_steps),
         )
         losses.append(float(result.output.loss.detach()))
     return losses
@@ -82,14 +80,11 @@ def test_gradients_are_synchronised_only_in_the_last_micro_batch() -> None:
     view_1, view_2 = torch.randn(2, 8, 3, 4, 4)
     training_step(
         model,
-        model,
         optimizer,
-        view_1,
-        view_2,
+        (view_1, view_2),
         0.1,
         0.9,
-        accumulation_steps=4,
-        no_backward_sync=no_backward_sync,
+        StepHooks(accumulation_steps=4, no_backward_sync=no_backward_sync),
     )
     assert calls == [True, True, True, False]
 

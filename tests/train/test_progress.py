@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from byol.train.engine import build_fabric, train
+from byol.train.engine import train
+from byol.train.fabric import build_fabric
 from byol.train.progress import (
     ThroughputWatch,
     progress_line,
@@ -86,6 +87,6 @@ def test_fabric_amp_notice_is_dropped(
     config = tiny_config(tmp_path)
     config.train.accelerator, config.train.precision = "cpu", "bf16-mixed"
     with caplog.at_level(logging.INFO):
-        build_fabric(config)
+        build_fabric(config.train)
     captured = capfd.readouterr()
     assert "Automatic Mixed Precision" not in captured.err + captured.out + caplog.text
