@@ -10,7 +10,7 @@ Cases: 32 px crops of 32 px images with batch 256 (CIFAR), 224 px crops of 256 p
 batch 64 (ImageNet from the 256 px uint8 cache). Usage:
 
     python benchmarks/augment_backends.py --threads 2 \
-        --output benchmarks/results/augment_backends.md
+        --output benchmarks/results/YYYY-MM-DD-augment-backends/README.md
 
 ``--device cuda`` adds GPU numbers for the batched and kornia backends (the reference
 backend always runs on the CPU). ``--append`` adds a section to an existing results file.

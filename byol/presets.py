@@ -16,7 +16,7 @@ Presets follow the run length: :func:`preset` takes the number of epochs (the CL
     momentum 0.9, lr 0.06 x batch/128 for its loss -(cos1 + cos2)/2, weight decay 5e-4, no
     warm-up, momentum 0.99, heads 1024), measured by lightly at 86.9% (batch 128) / 86.8%
     (batch 512) k-NN after 200 epochs and 91.0% after 800, where the LARS recipe compressed to
-    130 epochs reached 74.95% (``benchmarks/results/cifar10_h100_130ep``);
+    130 epochs reached 74.95% (``benchmarks/results/2026-11-25-cifar10-h100-130ep``);
   - below 100 epochs: the LARS recipe again, warm-up a tenth of the run: at 10 epochs it led
     the SGD recipe at every evaluation (``benchmarks/results/2026-12-02-cifar10-equal-epochs``),
     whose small learning rate has too few steps to work with.

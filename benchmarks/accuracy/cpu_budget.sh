@@ -4,10 +4,11 @@
 # both evaluated with the same k-NN (k=200, T=0.1, cosine) on the full CIFAR-10 test split.
 # The two runs share the machine's two cores, one each (one thread per run, run side by side),
 # so neither gets more hardware than the other.
-#   bash benchmarks/accuracy/cpu_budget.sh 30 benchmarks/results/cpu_30min
+#   bash benchmarks/accuracy/cpu_budget.sh [MINUTES [OUT]]
+# MINUTES defaults to 30, OUT to benchmarks/results/<today>-cifar10-cpu-<MINUTES>min.
 set -euo pipefail
 minutes=${1:-30}
-out=${2:-benchmarks/results/cpu_${minutes}min}
+out=${2:-benchmarks/results/$(date -u +%F)-cifar10-cpu-${minutes}min}
 cache=${BYOL_BENCH_CACHE:-$HOME/.cache/byol}
 mkdir -p "$out"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1

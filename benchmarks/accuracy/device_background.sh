@@ -6,7 +6,8 @@
 #   bash benchmarks/accuracy/device_background.sh start ARGS...  # ARGS for benchmarks.accuracy.run
 #   bash benchmarks/accuracy/device_background.sh follow SECONDS  # log until done or SECONDS pass
 #
-# `follow` copies the log and, once the run has finished, its results into $OUT.
+# `follow` copies the log and, once the run has finished, its results into the folder named by
+# the environment variable OUT (e.g. OUT=benchmarks/results/<date>-<name>).
 set -u
 dir=/tmp/byol-accuracy
 action=${1:?start or follow}

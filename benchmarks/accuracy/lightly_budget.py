@@ -9,7 +9,8 @@ set from the throughput of the first steps so that it ends with the budget, as f
 (the cosine runs per step over the budgeted steps instead of per epoch). The k-NN evaluation is
 ours (k=200, T=0.1, cosine), on the backbone with lightly's ImageNet normalisation.
 
-    python -m benchmarks.accuracy.lightly_budget --minutes 30 --out benchmarks/results/cpu_30min
+    python -m benchmarks.accuracy.lightly_budget --minutes 30 \
+        --out benchmarks/results/YYYY-MM-DD-cifar10-cpu-30min
 """
 
 from __future__ import annotations

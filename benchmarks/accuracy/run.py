@@ -1,7 +1,9 @@
 """Accuracy benchmark: pre-train with a preset, then k-NN and linear probe on CIFAR-10.
 
-    python -m benchmarks.accuracy.run --preset cifar10 --epochs 100 --out results/
-    python -m benchmarks.accuracy.run --preset cifar10 --minutes 30 --out results/  # budget
+    python -m benchmarks.accuracy.run --preset cifar10 --epochs 100 \
+        --out benchmarks/results/YYYY-MM-DD-cifar10-100ep
+    python -m benchmarks.accuracy.run --preset cifar10 --minutes 30 \
+        --out benchmarks/results/YYYY-MM-DD-cifar10-30min  # a wall-clock budget
 
 With ``--minutes`` the number of epochs is chosen from a short timed warm-up so that the whole
 schedule (warm-up, cosine learning rate, tau) completes inside the wall-clock budget; the

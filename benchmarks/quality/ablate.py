@@ -8,7 +8,7 @@ two CPU cores without AVX-512 (about 40 images/s per core). Results are appended
 lines, so a killed sweep keeps what it finished and a rerun skips it.
 
     OMP_NUM_THREADS=1 python -m benchmarks.quality.ablate --epochs 10 --max-images 10000 \
-        --knn-every 2 --out benchmarks/results/DIR/ours.jsonl --variants preset lars
+        --knn-every 2 --out benchmarks/results/YYYY-MM-DD-NAME/ours.jsonl --variants preset lars
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ Run from the repository root::
 Figures (images/s): (a) the train step alone on pre-augmented random tensors; (b) the data
 pipeline alone (decode + two augmented views) from a JPEG folder (CIFAR-10 by default);
 (c) data + step end to end. Implementations are interleaved (see :mod:`.timing`); the table
-is printed and appended to ``benchmarks/results/speed_<device>.md``. On CUDA a second table
-times ResNet-50 at 224 px (step alone) with model FLOP utilisation.
+is printed and appended to ``benchmarks/results/<date>-speed-<device>/README.md``. On CUDA
+a second table times ResNet-50 at 224 px (step alone) with model FLOP utilisation.
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="also time ResNet-50 at 224 px, batch --large-batch-size (default: on CUDA only)",
     )
     parser.add_argument("--large-batch-size", type=int, default=128)
-    parser.add_argument("--output", type=Path, help="default results/speed_<device>.md")
+    parser.add_argument(
+        "--output", type=Path, help="default: results/<date>-speed-<device>/README.md"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     return parser.parse_args(argv)
 
@@ -291,9 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = section_body(info, spec, schedule, tables, target_lines + notes)
     print(body)
     if not args.no_write:
-        output = args.output or RESULTS_DIR / f"speed_{device.type}.md"
-        mode = "quick" if args.quick else "full"
         stamp = dict(info)["date (UTC)"]
+        output = args.output or RESULTS_DIR / f"{stamp[:10]}-speed-{device.type}" / "README.md"
+        mode = "quick" if args.quick else "full"
         write_section(output, f"{stamp} UTC, {device.type}, {mode}", body)
         log(f"appended to {output}")
     return 0
