@@ -4,7 +4,8 @@
 ``~/.cache/byol-test``), so slow one-off work such as unpacking CIFAR-10 happens once per
 machine. ``cifar10_jpg_root``: the CIFAR-10 JPEG archive unpacked there
 (``<root>/train/<class>/*.jpg``, ``<root>/test/<class>/*.jpg``); tests using it are skipped
-when the archive (``../shared/data/cifar10-jpg.tar.gz`` or ``$BYOL_CIFAR10_TAR``) is absent.
+when the archive (``$BYOL_CIFAR10_TAR``; by default the test fixture copy at
+``../shared/data/cifar10-jpg.tar.gz`` beside the repository) is absent.
 Pass ``cache_dir=shared_cache_dir`` to ``byol.data.load_images("cifar10-jpg", ...)`` to reuse it.
 """
 
@@ -15,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from byol.data.cifar10 import find_cifar10_tar, unpack_cifar10_jpg
+from byol.data.cifar10 import CIFAR10_TAR_ENV, find_cifar10_tar, unpack_cifar10_jpg
+
+# The test fixture copy of CIFAR-10, where the machine has one (beside the repository, or in
+# the shared folder of the development machines).
+for _folder in (Path(__file__).resolve().parents[1].parent, Path("/work")):
+    _archive = _folder / "shared" / "data" / "cifar10-jpg.tar.gz"
+    if _archive.is_file():
+        os.environ.setdefault(CIFAR10_TAR_ENV, str(_archive))
+        break
 
 
 @pytest.fixture(scope="session")

@@ -183,7 +183,7 @@ def main() -> None:
         "random_init": baseline,
         "raw_pixels": pixels,
         "per_checkpoint": per_checkpoint,
-        "data": "CIFAR-10 JPEG copy (shared/data/cifar10-jpg.tar.gz), 50k train / 10k test",
+        "data": "CIFAR-10 JPEG copy (cifar10-jpg.tar.gz), 50k train / 10k test",
     }
     (out / "result.json").write_text(json.dumps(record, indent=2))
     for name in ("metrics.csv", "report.html", "config.yaml"):

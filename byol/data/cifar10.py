@@ -10,8 +10,8 @@ Two copies are supported:
   are close to, not identical with, published CIFAR-10 figures: reports should say which copy
   they used (``ImageCache.description`` does).
 
-The archive is found through ``$BYOL_CIFAR10_TAR``, else ``../shared/data/`` next to the
-repository or the working directory, else ``/work/shared/data/``.
+The archive is found through ``$BYOL_CIFAR10_TAR``, else as ``cifar10-jpg.tar.gz`` in the
+default cache folder (``~/.cache/byol``) or the working directory.
 """
 
 from __future__ import annotations
@@ -56,12 +56,7 @@ def _check_split(split: str) -> None:
 
 def cifar10_tar_candidates() -> list[Path]:
     """Where :func:`find_cifar10_tar` looks, in order (without ``$BYOL_CIFAR10_TAR``)."""
-    repo_root = Path(__file__).resolve().parents[2]
-    folders = [
-        repo_root.parent / "shared" / "data",
-        Path.cwd().parent / "shared" / "data",
-        Path("/work/shared/data"),
-    ]
+    folders = [Path("~/.cache/byol").expanduser(), Path.cwd()]
     unique: list[Path] = []
     for folder in folders:
         candidate = folder / CIFAR10_TAR_NAME

@@ -115,7 +115,9 @@ class Trainer:
         """Epochs (the current one included) the remaining steps reach into."""
         steps_per_epoch = self.data.views.steps_per_epoch
         remaining = self.schedule.total_steps - self.state.step
-        return max(0, math.ceil((remaining + self.state.batch_in_epoch) / steps_per_epoch))
+        if remaining <= 0:
+            return 0
+        return math.ceil((remaining + self.state.batch_in_epoch) / steps_per_epoch)
 
     def setup(self, resumed: ResumedRun | None, progress: bool) -> None:
         """Model and optimiser on Fabric, the resumed state, the monitors of the run."""
