@@ -21,6 +21,7 @@ from byol.cli.config_flags import ResolvedConfig, flag_overrides
 from byol.config import Config
 from byol.data.cache import ImageCache
 from byol.data.registry import load_images
+from byol.downstream.splits import LabelledSplits, prepare_splits, write_labels_used
 from byol.eval.baselines import PixelEncoder
 from byol.eval.features import extract_features
 from byol.eval.linear import LinearProbeResult, linear_probe, save_linear_classifier
@@ -28,7 +29,7 @@ from byol.eval.report import write_report
 from byol.model import build_model
 from byol.train.engine import TrainResult
 from byol.train.engine import train as run_training
-from byol.train.validation import KNNValidator, load_labelled_splits
+from byol.train.validation import KNNValidator
 from byol.train.views import eval_batches
 
 
@@ -171,7 +172,14 @@ def eval_knn(arguments: argparse.Namespace) -> int:
     encoder, config = _encoder_and_config(arguments)
     source, config = _labelled_splits(arguments, config)
     config.monitor.knn_k, config.monitor.knn_temperature = arguments.k, arguments.temperature
-    validator = KNNValidator(config, _device(), source=source, batch_size=arguments.batch_size)
+    prepared = prepare_splits(config, source, arguments.image_size)
+    validator = KNNValidator(
+        config,
+        _device(),
+        source=source,
+        batch_size=arguments.batch_size,
+        splits=(prepared.train_for_features(), prepared.test),
+    )
     result = validator.evaluate(encoder)
     if result is None:  # pragma: no cover - validator is enabled
         return 1
@@ -181,6 +189,7 @@ def eval_knn(arguments: argparse.Namespace) -> int:
         "temperature": arguments.temperature,
         "top1": result.top1,
         "top5": result.top5,
+        **prepared.summary(),
     }
     if not arguments.no_baselines:
         record["baselines"] = {
@@ -194,7 +203,21 @@ def eval_knn(arguments: argparse.Namespace) -> int:
 def eval_linear(arguments: argparse.Namespace) -> int:
     encoder, config = _encoder_and_config(arguments)
     source, config = _labelled_splits(arguments, config)
-    splits = load_labelled_splits(config, source)
+    prepared = prepare_splits(
+        config,
+        source,
+        arguments.image_size,
+        label_fraction=arguments.label_fraction,
+        labels_per_class=arguments.labels_per_class,
+        seed=arguments.label_seed,
+    )
+    splits = (prepared.train_for_features(), prepared.test)
+    out = (
+        Path(arguments.out)
+        if arguments.out
+        else (checkpoint_file(arguments.checkpoint).parent / "linear_classifier.safetensors")
+    )
+    images = {**prepared.summary(), "labels_used": _labels_used(prepared, source, out)}
     pixels: dict[str, object] = {}
     if not arguments.no_baselines:
         pixel_encoder = PixelEncoder(config.augment.mean, config.augment.std).to(_device())
@@ -203,22 +226,20 @@ def eval_linear(arguments: argparse.Namespace) -> int:
     if arguments.protocol == "official":
         from byol.cli.official_linear import run_official_linear
 
-        top1, top5 = run_official_linear(encoder, config, source, arguments)
-        record = {"data": source, "protocol": "official", "top1": top1, "top5": top5}
+        top1, top5 = run_official_linear(
+            encoder, config, source, arguments, splits=(prepared.train, prepared.test)
+        )
+        record = {"data": source, "protocol": "official", "top1": top1, "top5": top5, **images}
         print(json.dumps({**record, **({"raw_pixels": pixels} if pixels else {})}))
         return 0
     result = _fast_probe(encoder, splits, config, arguments.batch_size)
-    out = (
-        Path(arguments.out)
-        if arguments.out
-        else (checkpoint_file(arguments.checkpoint).parent / "linear_classifier.safetensors")
-    )
     summary = {
         "data": source,
         "protocol": "fast",
         "top1": result.top1,
         "top5": result.top5,
         "weight_decay": result.weight_decay,
+        **images,
     }
     extra = {"raw_pixels": pixels} if pixels else {}
     try:
@@ -234,6 +255,13 @@ def eval_linear(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _labels_used(prepared: LabelledSplits, source: str, out: Path) -> str | None:
+    """With a label subset: its image list as ``labels_used.txt`` beside ``out``."""
+    if prepared.subset is None:
+        return None
+    return str(write_labels_used(out.parent / "labels_used.txt", prepared.train, source))
+
+
 def _fast_probe(
     encoder: nn.Module, splits: tuple[ImageCache, ImageCache], config: Config, batch_size: int
 ) -> LinearProbeResult:
@@ -247,6 +275,13 @@ def _fast_probe(
         for cache in splits
     )
     return linear_probe(train.features, train.labels, test.features, test.labels)
+
+
+def finetune(arguments: argparse.Namespace) -> int:
+    """``byol finetune`` (:mod:`byol.cli.finetune_run`)."""
+    from byol.cli.finetune_run import run_finetune
+
+    return run_finetune(arguments)
 
 
 def embed(arguments: argparse.Namespace) -> int:

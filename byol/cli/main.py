@@ -29,6 +29,11 @@ from byol.cli.config_flags import (
     defaults_note,
     resolve_train_config,
 )
+from byol.cli.finetune import (
+    add_finetune_parser,
+    add_image_size_argument,
+    add_label_subset_arguments,
+)
 from byol.config import DataConfig, MonitorConfig
 from byol.train.errors import TrainingStopped
 
@@ -96,6 +101,7 @@ def build_parser(train_preset: PresetChoice | None = None) -> argparse.ArgumentP
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub, train_preset or choose_preset(None, None))
     _add_eval(sub)
+    add_finetune_parser(sub)
     _add_embed_export_report(sub)
     _add_shard(sub)
     return parser
@@ -147,6 +153,7 @@ def _add_eval(sub: Any) -> None:
     knn.add_argument(
         "--temperature", type=float, default=monitor.knn_temperature, help="softmax temperature"
     )
+    add_image_size_argument(knn)
     knn.set_defaults(handler="eval_knn")
     linear = protocols.add_parser(
         "linear", help="linear probe on frozen features", formatter_class=formatter
@@ -163,6 +170,8 @@ def _add_eval(sub: Any) -> None:
     linear.add_argument(
         "--out", help="where to save the classifier (default: next to the checkpoint)"
     )
+    add_image_size_argument(linear)
+    add_label_subset_arguments(linear)
     linear.set_defaults(handler="eval_linear")
 
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from byol.augment import BatchedView
 from byol.config import Config, ViewConfig
+from byol.data.cache import ImageCache
 from byol.data.sampler import EpochSampler
 from byol.eval.linear import linear_eval_official
 from byol.train.validation import load_labelled_splits
@@ -22,10 +23,15 @@ from byol.train.views import eval_batches
 
 
 def run_official_linear(
-    encoder: nn.Module, config: Config, source: str, arguments: argparse.Namespace
+    encoder: nn.Module,
+    config: Config,
+    source: str,
+    arguments: argparse.Namespace,
+    splits: tuple[ImageCache, ImageCache] | None = None,
 ) -> tuple[float, float]:
+    """Test top-1/top-5; ``splits`` (train, test) replaces loading ``source``'s."""
     device = next(encoder.parameters()).device
-    train, test = load_labelled_splits(config, source)
+    train, test = splits or load_labelled_splits(config, source)
     batch_size = min(arguments.batch_size, len(train))
     sampler = EpochSampler(len(train), batch_size, seed=config.train.seed)
     crop_and_flip = BatchedView(

@@ -71,7 +71,7 @@ class KNNValidator:
 
     Runs where ``enabled`` (rank 0 in a multi-process run); the images are cached as uint8 once,
     at construction. ``source`` defaults to ``config.data.val_source``, ``batch_size`` to
-    ``config.monitor.eval_batch_size``.
+    ``config.monitor.eval_batch_size``; ``splits`` (bank, queries) replaces loading them.
     """
 
     def __init__(
@@ -81,6 +81,7 @@ class KNNValidator:
         enabled: bool = True,
         source: str | None = None,
         batch_size: int | None = None,
+        splits: tuple[ImageCache, ImageCache] | None = None,
     ) -> None:
         self.config, self.device = config, device
         self.batch_size = config.monitor.eval_batch_size if batch_size is None else batch_size
@@ -89,7 +90,7 @@ class KNNValidator:
         self._last: tuple[Features, Features] | None = None
         if source is None or not self.enabled:
             return
-        bank, queries = load_labelled_splits(config, source)
+        bank, queries = splits or load_labelled_splits(config, source)
         self.bank, self.queries = bank, queries
 
     def _features(self, encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Features:

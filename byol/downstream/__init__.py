@@ -1,0 +1,1 @@
+"""Using a pre-trained encoder on labelled data: fine-tuning, few labels, transfer."""

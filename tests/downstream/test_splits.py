@@ -1,0 +1,82 @@
+"""Evaluation splits at any image size: the resize policy, the centre crop, the label subset."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from byol.config import Config
+from byol.data.cache import ImageCache
+from byol.downstream.splits import centre_crop, prepare_splits, resize_policy, write_labels_used
+
+from .conftest import TEST_PER_CLASS, TRAIN_PER_CLASS
+
+
+def test_policy_for_folders_and_built_in_data() -> None:
+    assert (
+        resize_policy("/data/pets", 224).description
+        == "resize shorter side to 256, centre crop 224"
+    )
+    assert resize_policy("/data/pets", 96).cache_size == 110
+    assert resize_policy("cifar10", 32).description == "whole image (32x32, bicubic)"
+    assert (
+        resize_policy("digits", 64).description == "whole image (32x32, resized to 64x64, bicubic)"
+    )
+    # A cache smaller than the image size (data.cache_size) is cropped whole, then resized.
+    assert resize_policy("/data/pets", 224, cache_size=128).description == (
+        "resize shorter side to 128, centre crop 128, resized to 224x224"
+    )
+    with pytest.raises(ValueError, match="--image-size 0"):
+        resize_policy("cifar10", 0)
+
+
+def test_centre_crop_takes_the_middle() -> None:
+    images = torch.arange(5 * 5, dtype=torch.uint8).view(1, 1, 5, 5).expand(1, 3, 5, 5)
+    cache = ImageCache(images, torch.zeros(1, dtype=torch.int64), ["a"], ["x"], "test")
+    cropped = centre_crop(cache, 3)
+    assert cropped.images.shape == (1, 3, 3, 3)
+    assert cropped.images[0, 0].tolist() == [[6, 7, 8], [11, 12, 13], [16, 17, 18]]
+    assert centre_crop(cache, None) is cache
+
+
+def _config(folder: Path) -> Config:
+    config = Config()
+    config.data.cache_dir = str(folder / "cache")
+    config.data.num_workers = 0
+    return config
+
+
+def test_folder_splits_at_another_size_with_a_saved_label_subset(
+    colour_folder: Path, tmp_path: Path
+) -> None:
+    config = _config(tmp_path)
+    splits = prepare_splits(config, str(colour_folder), 24, labels_per_class=4, seed=5)
+    assert config.augment.image_size == 24  # what the evaluation batches resize to
+    assert splits.test.images.shape == (3 * TEST_PER_CLASS, 3, 24, 24)
+    assert splits.train.images.shape[-1] == 28  # ceil(24 * 256 / 224): room for random crops
+    assert splits.train_for_features().images.shape[-1] == 24
+    assert splits.train.labels.bincount().tolist() == [4, 4, 4]
+    assert splits.summary()["label_subset"] == {
+        "train_images": 12,
+        "train_images_available": 3 * TRAIN_PER_CLASS,
+        "seed": 5,
+        "labels_per_class": 4,
+    }
+    listed = write_labels_used(tmp_path / "labels_used.txt", splits.train, str(colour_folder))
+    lines = listed.read_text().splitlines()
+    assert len(lines) == 12 and all(line.startswith("train/class") for line in lines)
+    assert all((colour_folder / line).is_file() for line in lines)
+    again = prepare_splits(_config(tmp_path), str(colour_folder), 24, labels_per_class=4, seed=5)
+    assert again.train.paths == splits.train.paths
+    other = prepare_splits(_config(tmp_path), str(colour_folder), 24, labels_per_class=4, seed=6)
+    assert other.train.paths != splits.train.paths
+
+
+def test_mismatched_class_folders_are_refused(colour_folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(colour_folder, copy)
+    shutil.rmtree(copy / "test" / "class2")
+    with pytest.raises(ValueError, match="same class sub-folders"):
+        prepare_splits(_config(tmp_path), str(copy), 16)
