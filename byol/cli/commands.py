@@ -22,15 +22,16 @@ from byol.config import Config
 from byol.data.cache import ImageCache
 from byol.data.registry import load_images
 from byol.eval.baselines import PixelEncoder
+from byol.eval.batches import eval_batches
 from byol.eval.features import extract_features
 from byol.eval.linear import LinearProbeResult, linear_probe, save_linear_classifier
 from byol.eval.report import write_report
+from byol.eval.splits import load_labelled_splits
+from byol.eval.validation import KNNValidator
 from byol.export.checkpoint import load_encoder_from_checkpoint
 from byol.model import build_model
 from byol.train.engine import TrainResult
 from byol.train.engine import train as run_training
-from byol.train.validation import KNNValidator, load_labelled_splits
-from byol.train.views import eval_batches
 
 
 def _device() -> torch.device:

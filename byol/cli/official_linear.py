@@ -16,9 +16,9 @@ from torch import Tensor, nn
 from byol.augment import BatchedView
 from byol.config import Config, ViewConfig
 from byol.data.sampler import EpochSampler
+from byol.eval.batches import eval_batches
 from byol.eval.linear import linear_eval_official
-from byol.train.validation import load_labelled_splits
-from byol.train.views import eval_batches
+from byol.eval.splits import load_labelled_splits
 
 
 def run_official_linear(

@@ -41,6 +41,7 @@ from byol.distributed import convert_sync_batchnorm
 from byol.eval.monitors import CollapseDetector, effective_rank, projection_std
 from byol.eval.online_classifier import OnlineClassifier
 from byol.eval.report import write_report
+from byol.eval.validation import KNNValidator
 from byol.export.checkpoint import check_weights_fit
 from byol.model import BYOL, build_model
 from byol.optim import build_optimizer
@@ -66,7 +67,6 @@ from byol.train.run_dir import (
 )
 from byol.train.run_log import RunLog
 from byol.train.step import check_gradient_accumulation, training_step
-from byol.train.validation import KNNValidator
 from byol.train.views import ViewSource, build_view_source, training_source
 
 
