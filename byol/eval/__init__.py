@@ -1,7 +1,7 @@
 """Evaluation of BYOL representations: features, k-NN, linear probes, collapse monitors, report."""
 
 from byol.eval.features import Features, extract_features
-from byol.eval.knn import KNNResult, knn_class_probabilities, knn_classify, knn_monitor
+from byol.eval.knn import KNNResult, knn_class_probabilities, knn_classify
 from byol.eval.linear import (
     LinearClassifier,
     LinearProbeResult,
@@ -24,7 +24,6 @@ __all__ = [
     "extract_features",
     "knn_class_probabilities",
     "knn_classify",
-    "knn_monitor",
     "linear_eval_official",
     "linear_probe",
     "load_linear_classifier",

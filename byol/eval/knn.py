@@ -14,14 +14,11 @@ the bank is large, the bank ``bank_chunk_size`` rows at a time with a running to
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
-from byol.eval.features import extract_features
+from torch import Tensor
 
 # Largest similarity block (query chunk x bank chunk) materialised at once: 2**27 float32 values
 # = 512 MiB, comfortable on accelerators and on CPU hosts alike.
@@ -243,62 +240,4 @@ def knn_classify(
         top5=float(top5),
         predictions=probabilities.argmax(dim=1).cpu(),
         k=min(k, bank_features.shape[0]),
-    )
-
-
-def knn_monitor(
-    encoder: nn.Module,
-    bank_batches: Iterable[tuple[Tensor, Tensor]],
-    query_batches: Iterable[tuple[Tensor, Tensor]],
-    *,
-    k: int = 200,
-    temperature: float = 0.1,
-    num_classes: int | None = None,
-    device: torch.device | str | None = None,
-    precision: str = "32-true",
-    progress: bool = False,
-) -> KNNResult:
-    """k-NN accuracy of an encoder during training (e.g. every ``MonitorConfig.knn_every_epochs``).
-
-    Encodes the bank and the queries in eval mode (the encoder's training flags are restored),
-    keeps the features on ``device`` and classifies them with :func:`knn_classify`. Pass
-    ``k=cfg.monitor.knn_k, temperature=cfg.monitor.knn_temperature``.
-
-    Args:
-        encoder: the online backbone, (B, C, H, W) -> (B, D).
-        bank_batches: labelled ``(images, labels)`` of the bank split (unaugmented).
-        query_batches: labelled ``(images, labels)`` of the evaluation split.
-        device: defaults to the encoder's device.
-        precision: autocast mode of the forward passes, see :func:`extract_features`.
-    """
-    if device is None:
-        first = next(encoder.parameters(), None)
-        device = first.device if first is not None else torch.device("cpu")
-    bank = extract_features(
-        encoder,
-        bank_batches,
-        device,
-        precision=precision,
-        progress=progress,
-        description="k-NN bank",
-        output_device=device,
-    )
-    queries = extract_features(
-        encoder,
-        query_batches,
-        device,
-        precision=precision,
-        progress=progress,
-        description="k-NN queries",
-        output_device=device,
-    )
-    return knn_classify(
-        bank.features,
-        bank.labels,
-        queries.features,
-        queries.labels,
-        k=k,
-        temperature=temperature,
-        num_classes=num_classes,
-        device=device,
     )
