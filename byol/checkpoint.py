@@ -33,7 +33,6 @@ from byol.atomic import PARTIAL_MARK as PARTIAL_MARK
 from byol.atomic import WriteError, remove_stale_temporaries, write_atomically
 
 FORMAT_VERSION = 1
-CHECKPOINT_FORMAT_VERSION = FORMAT_VERSION
 REQUIRED_KEYS = ("format_version", "config", "model")
 # Where a training run keeps its latest checkpoint, relative to the run folder.
 RUN_CHECKPOINT = Path("checkpoints") / "last.pt"
@@ -136,7 +135,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     Raises:
         ValueError: the file is missing, is not a BYOL checkpoint, holds objects that
             ``weights_only=True`` refuses (for example a pickle that would run code), or has a
-            ``format_version`` newer than :data:`CHECKPOINT_FORMAT_VERSION`.
+            ``format_version`` newer than :data:`FORMAT_VERSION`.
     """
     file = checkpoint_file(path)
     verify_integrity(file)
@@ -158,10 +157,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     version = checkpoint["format_version"]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(_not_a_checkpoint(file, f"format_version={version!r}"))
-    if version > CHECKPOINT_FORMAT_VERSION:
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"checkpoint {file} has format_version={version}, newer than the "
-            f"{CHECKPOINT_FORMAT_VERSION} this byol reads; upgrade byol to read it"
+            f"{FORMAT_VERSION} this byol reads; upgrade byol to read it"
         )
     if not isinstance(checkpoint["config"], dict):
         raise ValueError(_not_a_checkpoint(file, "its config is not a dict"))

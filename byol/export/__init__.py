@@ -10,13 +10,12 @@ Example::
 Checkpoints are read with ``torch.load(..., weights_only=True)`` only.
 """
 
-from byol.checkpoint import CHECKPOINT_FORMAT_VERSION, read_checkpoint
+from byol.checkpoint import read_checkpoint
 from byol.export.checkpoint import load_encoder_from_checkpoint, model_from_checkpoint
 from byol.export.onnx_export import OnnxExport, export_onnx
 from byol.export.writer import ExportResult, export_encoder, sha256_of
 
 __all__ = [
-    "CHECKPOINT_FORMAT_VERSION",
     "ExportResult",
     "OnnxExport",
     "export_encoder",

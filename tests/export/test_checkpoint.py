@@ -8,12 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from byol.checkpoint import FORMAT_VERSION
 from byol.config_io import to_dict
-from byol.export import (
-    CHECKPOINT_FORMAT_VERSION,
-    load_encoder_from_checkpoint,
-    read_checkpoint,
-)
+from byol.export import load_encoder_from_checkpoint, read_checkpoint
 from tests.export.conftest import TrainedRun, save_checkpoint, tiny_config
 
 
@@ -29,7 +26,7 @@ class RunsShellCommand:
 
 def test_reads_a_training_checkpoint(small_run: TrainedRun) -> None:
     checkpoint = read_checkpoint(small_run.checkpoint)
-    assert checkpoint["format_version"] == CHECKPOINT_FORMAT_VERSION
+    assert checkpoint["format_version"] == FORMAT_VERSION
     assert checkpoint["config"] == to_dict(small_run.config)
     assert checkpoint["step"] == 1 and "optimizer" in checkpoint
 
@@ -106,7 +103,7 @@ def test_newer_format_version_is_refused(tmp_path: Path, small_run: TrainedRun) 
         to_dict(small_run.config),
     )
     checkpoint = torch.load(path, weights_only=True)
-    checkpoint["format_version"] = CHECKPOINT_FORMAT_VERSION + 1
+    checkpoint["format_version"] = FORMAT_VERSION + 1
     torch.save(checkpoint, path)
     with pytest.raises(ValueError, match=r"format_version=2, newer .* upgrade byol"):
         read_checkpoint(path)
