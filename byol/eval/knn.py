@@ -49,6 +49,29 @@ def _check_hyperparameters(k: int, temperature: float) -> None:
         raise ValueError(f"temperature={temperature} must be positive; the protocol default is 0.1")
 
 
+def _check_bank_and_queries(
+    query_features: Tensor, bank_features: Tensor, bank_labels: Tensor
+) -> None:
+    """Raise ``ValueError`` unless the features are (Q, D) and (N, D), N >= 1, with N labels."""
+    if query_features.ndim != 2 or bank_features.ndim != 2:
+        raise ValueError(
+            f"features must be 2-D (N, D); got query {tuple(query_features.shape)} and bank "
+            f"{tuple(bank_features.shape)}"
+        )
+    if query_features.shape[1] != bank_features.shape[1]:
+        raise ValueError(
+            f"query dimension {query_features.shape[1]} differs from bank dimension "
+            f"{bank_features.shape[1]}; extract both with the same encoder"
+        )
+    num_bank = bank_features.shape[0]
+    if num_bank == 0:
+        raise ValueError("the feature bank is empty; pass at least one labelled bank row")
+    if bank_labels.shape != (num_bank,):
+        raise ValueError(
+            f"bank_labels shape {tuple(bank_labels.shape)} must be ({num_bank},), one per bank row"
+        )
+
+
 @torch.no_grad()
 def knn_class_probabilities(
     query_features: Tensor,
@@ -87,28 +110,13 @@ def knn_class_probabilities(
         ValueError: mismatched shapes, an empty bank, or non-positive k, T or chunk sizes.
     """
     _check_hyperparameters(k, temperature)
-    if query_features.ndim != 2 or bank_features.ndim != 2:
-        raise ValueError(
-            f"features must be 2-D (N, D); got query {tuple(query_features.shape)} and bank "
-            f"{tuple(bank_features.shape)}"
-        )
-    if query_features.shape[1] != bank_features.shape[1]:
-        raise ValueError(
-            f"query dimension {query_features.shape[1]} differs from bank dimension "
-            f"{bank_features.shape[1]}; extract both with the same encoder"
-        )
-    num_bank = bank_features.shape[0]
-    if num_bank == 0:
-        raise ValueError("the feature bank is empty; pass at least one labelled bank row")
-    if bank_labels.shape != (num_bank,):
-        raise ValueError(
-            f"bank_labels shape {tuple(bank_labels.shape)} must be ({num_bank},), one per bank row"
-        )
+    _check_bank_and_queries(query_features, bank_features, bank_labels)
     if query_chunk_size < 1 or (bank_chunk_size is not None and bank_chunk_size < 1):
         raise ValueError(
             f"chunk sizes must be positive; got query_chunk_size={query_chunk_size}, "
             f"bank_chunk_size={bank_chunk_size}"
         )
+    num_bank = bank_features.shape[0]
     k = min(k, num_bank)
     if bank_chunk_size is None:
         bank_chunk_size = max(k, MAX_SIMILARITY_ELEMENTS // query_chunk_size)

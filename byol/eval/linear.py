@@ -224,33 +224,57 @@ def linear_probe(
     elif largest >= num_classes:
         raise ValueError(f"found label {largest} but num_classes={num_classes}; pass more classes")
 
-    validation_top1: dict[float, float] = {}
-    chosen = float(weight_decays[0])
-    if len(weight_decays) > 1:
-        generator = torch.Generator().manual_seed(seed)
-        order = torch.randperm(train_features.shape[0], generator=generator).to(device)
-        held_out = max(1, round(validation_fraction * train_features.shape[0]))
-        fit_rows, validation_rows = order[held_out:], order[:held_out]
-        previous: LinearClassifier | None = None
-        for weight_decay in sorted((float(w) for w in weight_decays), reverse=True):
-            previous = fit_logistic_regression(
-                train_features[fit_rows],
-                train_labels[fit_rows],
-                num_classes,
-                weight_decay,
-                max_iterations=max_iterations,
-                initial=previous,
-            )
-            validation_top1[weight_decay], _ = score_classifier(
-                previous, train_features[validation_rows], train_labels[validation_rows]
-            )
-        # Sorted strongest first, so max() keeps the stronger penalty among equals.
-        chosen = max(validation_top1, key=lambda w: validation_top1[w])
+    chosen, validation_top1 = _choose_weight_decay(
+        train_features,
+        train_labels,
+        num_classes,
+        weight_decays,
+        validation_fraction=validation_fraction,
+        max_iterations=max_iterations,
+        seed=seed,
+    )
     classifier = fit_logistic_regression(
         train_features, train_labels, num_classes, chosen, max_iterations=max_iterations
     )
     top1, top5 = score_classifier(classifier, test_features.to(device), test_labels)
     return LinearProbeResult(top1, top5, classifier.cpu(), chosen, validation_top1)
+
+
+def _choose_weight_decay(
+    features: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    weight_decays: Sequence[float],
+    *,
+    validation_fraction: float,
+    max_iterations: int,
+    seed: int,
+) -> tuple[float, dict[float, float]]:
+    """The penalty of best held-out top-1 (see :func:`linear_probe`) and the top-1 of each;
+    a single candidate is returned unscored."""
+    if len(weight_decays) == 1:
+        return float(weight_decays[0]), {}
+    device = features.device
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(features.shape[0], generator=generator).to(device)
+    held_out = max(1, round(validation_fraction * features.shape[0]))
+    fit_rows, validation_rows = order[held_out:], order[:held_out]
+    validation_top1: dict[float, float] = {}
+    previous: LinearClassifier | None = None
+    for weight_decay in sorted((float(w) for w in weight_decays), reverse=True):
+        previous = fit_logistic_regression(
+            features[fit_rows],
+            labels[fit_rows],
+            num_classes,
+            weight_decay,
+            max_iterations=max_iterations,
+            initial=previous,
+        )
+        validation_top1[weight_decay], _ = score_classifier(
+            previous, features[validation_rows], labels[validation_rows]
+        )
+    # Sorted strongest first, so max() keeps the stronger penalty among equals.
+    return max(validation_top1, key=lambda w: validation_top1[w]), validation_top1
 
 
 def save_linear_classifier(
