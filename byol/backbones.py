@@ -83,7 +83,7 @@ def build_backbone(
     """
     if name in TORCHVISION_RESNETS:
         module = torchvision_resnet(name, cifar_stem, zero_init_residual)
-        return Backbone(module, _declared_feature_dim(module, name), name, "torchvision")
+        return Backbone(module, declared_feature_dim(module, name), name, "torchvision")
     if name in SMALL_RESNETS:
         small = SmallResNet(SMALL_RESNETS[name])
         return Backbone(small, small.num_features, name, "byol")
@@ -99,7 +99,7 @@ def build_backbone(
             " set model.cifar_stem to false"
         )
     module = timm_model(timm_name)
-    return Backbone(module, _declared_feature_dim(module, name), timm_name, "timm")
+    return Backbone(module, declared_feature_dim(module, name), timm_name, "timm")
 
 
 def _timm_model_names() -> list[str]:
@@ -112,11 +112,14 @@ def _timm_model_names() -> list[str]:
 
 def wrap_backbone(module: nn.Module, feature_dim: int | None = None) -> Backbone:
     """Use a user's module; the feature size comes from ``feature_dim`` or what it declares."""
-    dim = feature_dim if feature_dim is not None else _declared_feature_dim(module, None)
+    dim = feature_dim if feature_dim is not None else declared_feature_dim(module)
     return Backbone(module, dim, type(module).__name__, "custom")
 
 
-def _declared_feature_dim(module: nn.Module, name: str | None) -> int:
+def declared_feature_dim(module: nn.Module, name: str | None = None) -> int:
+    """The size D of the pooled features (B, D) that ``module`` returns, as it declares it:
+    ``num_features`` (timm, the small ResNets), ``feature_dim``, ``embed_dim``,
+    ``out_features``, or a torchvision ResNet's last BatchNorm. ``name`` is for the error."""
     fc = getattr(module, "fc", None)
     if isinstance(fc, nn.Linear):
         raise ValueError(

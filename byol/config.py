@@ -264,6 +264,33 @@ class TrainConfig:
 
 
 @dataclass
+class LinearEvalConfig:
+    """The official linear evaluation of a frozen encoder (``byol eval linear --protocol
+    official``): a linear layer trained with SGD on random resized crops and flips. Not part of
+    a run's :class:`Config`; [official] ``configs/eval.py:29-45``, [paper] Appendix C.1."""
+
+    epochs: int = 80
+    """Passes over the training split ([official] ``configs/eval.py``: 80)."""
+    base_learning_rate: float = 0.2
+    """Learning rate per 256 images of batch, decayed by a cosine to 0 without warm-up
+    ([official] ``configs/eval.py``: 0.2)."""
+    momentum: float = 0.9
+    """SGD momentum ([official] ``configs/eval.py``: 0.9)."""
+    nesterov: bool = True
+    """Nesterov momentum ([official] ``configs/eval.py``: True)."""
+    weight_decay: float = 0.0
+    """Weight decay of the linear layer ([official] ``configs/eval.py``: 0)."""
+
+
+@dataclass
+class ShardConfig:
+    """``byol shard``: how a data set is written as tar shards (ours)."""
+
+    images_per_shard: int = 1000
+    """Images per tar file."""
+
+
+@dataclass
 class Config:
     """Everything a run needs; saved as ``config.yaml`` in every run folder."""
 

@@ -10,7 +10,6 @@ does not adapt (biases, BatchNorm), which cost lightly 7 points of ImageNet top-
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -58,10 +57,3 @@ def byol_loss(
         online_prediction_2, target_projection_1
     )
     return per_sample.mean()
-
-
-def cosine_similarity_mean(prediction: Tensor, target_projection: Tensor) -> Tensor:
-    """Mean cosine similarity, a readable companion to the loss; shape (B, D) x2 -> scalar."""
-    return torch.nn.functional.cosine_similarity(
-        prediction.float(), target_projection.float(), dim=-1
-    ).mean()

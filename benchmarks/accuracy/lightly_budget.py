@@ -29,8 +29,8 @@ from benchmarks.speed.peer_lightly import LightlyBYOL
 from byol.backbones import build_backbone
 from byol.config import IMAGENET_MEAN, IMAGENET_STD
 from byol.data.cifar10 import unpack_cifar10_jpg
+from byol.eval.validation import KNNValidator
 from byol.presets import preset
-from byol.train.validation import KNNValidator
 
 PROBE_STEPS = 10
 

@@ -28,13 +28,14 @@ import torch
 
 from byol.config_io import apply_dotted, parse_scalar
 from byol.eval.baselines import PixelEncoder
+from byol.eval.batches import eval_batches
 from byol.eval.features import extract_features
 from byol.eval.linear import linear_probe
+from byol.eval.validation import KNNValidator
 from byol.model import build_model
 from byol.presets import preset
 from byol.train.engine import train
-from byol.train.validation import KNNValidator
-from byol.train.views import eval_batches, training_source
+from byol.train.views import training_source
 
 
 def machine() -> str:

@@ -16,8 +16,8 @@ import time
 import torch
 
 from benchmarks.accuracy.run import provenance
+from byol.eval.validation import KNNValidator
 from byol.presets import preset
-from byol.train.validation import KNNValidator
 
 
 def main() -> None:

@@ -33,8 +33,8 @@ from benchmarks.speed.peer_lightly import LightlyBYOL
 from byol.backbones import build_backbone
 from byol.config import IMAGENET_MEAN, IMAGENET_STD
 from byol.data.registry import load_images
+from byol.eval.validation import KNNValidator
 from byol.presets import preset
-from byol.train.validation import KNNValidator
 
 HEAD_WIDTH = 1024
 MOMENTUM = 0.99

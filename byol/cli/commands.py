@@ -9,6 +9,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +19,20 @@ from torch import nn
 from byol.atomic import WriteError, remove_stale_temporaries, write_bytes, write_together
 from byol.checkpoint import checkpoint_file, load_encoder_from_checkpoint
 from byol.cli.config_flags import ResolvedConfig, flag_overrides
-from byol.config import Config
+from byol.config import Config, LinearEvalConfig
 from byol.data.cache import ImageCache
 from byol.data.registry import load_images
 from byol.downstream.splits import LabelledSplits, prepare_splits, write_labels_used
 from byol.eval.baselines import PixelEncoder
+from byol.eval.batches import eval_batches
 from byol.eval.features import extract_features
 from byol.eval.linear import LinearProbeResult, linear_probe, save_linear_classifier
+from byol.eval.linear_official import linear_eval_official_on_splits
 from byol.eval.report import write_report
+from byol.eval.validation import KNNValidator
 from byol.model import build_model
 from byol.train.engine import TrainResult
 from byol.train.engine import train as run_training
-from byol.train.validation import KNNValidator
-from byol.train.views import eval_batches
 
 
 def _device() -> torch.device:
@@ -163,15 +165,17 @@ def _encoder_and_config(arguments: argparse.Namespace) -> tuple[nn.Module, Confi
 
 
 def _labelled_splits(arguments: argparse.Namespace, config: Config) -> tuple[str, Config]:
+    """The labelled data to score on, and ``config`` with ``--max-images`` as its subset."""
     source = arguments.data or config.data.val_source or config.data.source
-    config.data.max_images = getattr(arguments, "max_images", None)
-    return source, config
+    data = replace(config.data, max_images=getattr(arguments, "max_images", None))
+    return source, replace(config, data=data)
 
 
 def eval_knn(arguments: argparse.Namespace) -> int:
     encoder, config = _encoder_and_config(arguments)
     source, config = _labelled_splits(arguments, config)
-    config.monitor.knn_k, config.monitor.knn_temperature = arguments.k, arguments.temperature
+    monitor = replace(config.monitor, knn_k=arguments.k, knn_temperature=arguments.temperature)
+    config = replace(config, monitor=monitor)
     prepared = prepare_splits(config, source, arguments.image_size)
     validator = KNNValidator(
         config,
@@ -224,12 +228,21 @@ def eval_linear(arguments: argparse.Namespace) -> int:
         probe = _fast_probe(pixel_encoder, splits, config, arguments.batch_size)
         pixels = {"top1": probe.top1, "top5": probe.top5, "protocol": "fast"}
     if arguments.protocol == "official":
-        from byol.cli.official_linear import run_official_linear
-
-        top1, top5 = run_official_linear(
-            encoder, config, source, arguments, splits=(prepared.train, prepared.test)
+        official = linear_eval_official_on_splits(
+            encoder,
+            (prepared.train, prepared.test),
+            config,
+            settings=LinearEvalConfig(epochs=arguments.epochs),
+            batch_size=arguments.batch_size,
+            progress=True,
         )
-        record = {"data": source, "protocol": "official", "top1": top1, "top5": top5, **images}
+        record = {
+            "data": source,
+            "protocol": "official",
+            "top1": official.top1,
+            "top5": official.top5,
+            **images,
+        }
         print(json.dumps({**record, **({"raw_pixels": pixels} if pixels else {})}))
         return 0
     result = _fast_probe(encoder, splits, config, arguments.batch_size)

@@ -175,9 +175,10 @@ def resolve_train_config(arguments: argparse.Namespace) -> ResolvedConfig:
         apply_mapping(config, file_values)
     apply_dotted(config, overrides)
     if arguments.data:
-        apply_dotted(config, {"data.source": arguments.data})
-        if config.data.val_source is not None:
-            config.data.val_source = arguments.data
+        data = {"data.source": arguments.data}
+        if config.data.val_source is not None:  # the monitor follows the data argument
+            data["data.val_source"] = arguments.data
+        apply_dotted(config, data)
     notes = [choice.line()]
     stem = cifar_stem_note(config, choice)
     if stem is not None:

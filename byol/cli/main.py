@@ -34,7 +34,7 @@ from byol.cli.finetune import (
     add_image_size_argument,
     add_label_subset_arguments,
 )
-from byol.config import DataConfig, MonitorConfig
+from byol.config import DataConfig, LinearEvalConfig, MonitorConfig, ShardConfig
 from byol.train.errors import TrainingStopped
 
 
@@ -166,7 +166,12 @@ def _add_eval(sub: Any) -> None:
         help="fast: cached features + logistic regression; official: 80 epochs "
         "of SGD with augmentation ([official] configs/eval.py)",
     )
-    linear.add_argument("--epochs", type=int, default=80, help="epochs of the official protocol")
+    linear.add_argument(
+        "--epochs",
+        type=int,
+        default=LinearEvalConfig().epochs,
+        help="epochs of the official protocol",
+    )
     linear.add_argument(
         "--out", help="where to save the classifier (default: next to the checkpoint)"
     )
@@ -221,7 +226,12 @@ def _add_shard(sub: Any) -> None:
     )
     shard.add_argument("data", help="image folder, 'cifar10' or 'digits'")
     shard.add_argument("--out", required=True, help="output folder for the shards")
-    shard.add_argument("--images-per-shard", type=int, default=1000, help="images per tar")
+    shard.add_argument(
+        "--images-per-shard",
+        type=int,
+        default=ShardConfig().images_per_shard,
+        help="images per tar",
+    )
     shard.add_argument("--split", choices=("train", "test"), default="train")
     shard.add_argument("--max-images", type=int, help="class-balanced subset")
     shard.add_argument(

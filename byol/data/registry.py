@@ -3,7 +3,8 @@
 ``source`` is ``digits`` (embedded, the default), ``cifar10`` (the original through
 torchvision if already present under ``cache_dir``, else the local JPEG archive, else a
 torchvision download), ``cifar10-jpg`` / ``cifar10-torchvision`` (one copy explicitly), or a
-folder of images. The returned :class:`ImageSource` gives either the uint8
+folder of images. The named ones are :data:`NAMED_SOURCES`, a dict from name to the function
+that builds the split. The returned :class:`ImageSource` gives either the uint8
 :class:`~byol.data.cache.ImageCache` (``source.cache()``, fixed-size, all in memory) or a
 per-image ``Dataset`` (``source.dataset(transform)``), so the engine chooses by
 ``source.cache_bytes`` whether the cache fits.
@@ -45,7 +46,6 @@ from byol.data.folder import FolderScan, ImageFolderDataset, Validate, scan_fold
 from byol.data.subset import select_subset
 
 Split = Literal["train", "test"]
-NAMED_SOURCES: tuple[str, ...] = ("digits", "cifar10", "cifar10-jpg", "cifar10-torchvision")
 
 
 def default_cache_size(image_size: int) -> int:
@@ -135,20 +135,6 @@ class ImageSource:
         return CachedImageDataset(self.cache(), transform)
 
 
-def _subset_arrays(
-    images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64], max_images: int | None
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    if max_images is None:
-        return images, labels
-    keep = np.asarray(select_subset(labels.tolist(), max_images), dtype=np.int64)
-    return images[keep], labels[keep]
-
-
-def _folder_for_split(root: Path, split: Split) -> Path:
-    candidate = root / split
-    return candidate if candidate.is_dir() else root
-
-
 def load_images(
     source: str,
     split: Split,
@@ -163,9 +149,10 @@ def load_images(
 ) -> ImageSource:
     """Resolve ``source`` and ``split`` (see the module docstring) without decoding yet.
 
-    A folder source uses its ``train``/``test`` sub-folder when present, else the folder
-    itself for both splits. ``cache_size``: ``S``; None keeps 32 for digits and CIFAR-10 and
-    uses :func:`default_cache_size` of ``image_size`` for folders. ``max_images``: a
+    A named source (a key of :data:`NAMED_SOURCES`, any case) is built by its builder; anything
+    else must be a folder, which uses its ``train``/``test`` sub-folder when present, else the
+    folder itself for both splits. ``cache_size``: ``S``; None keeps 32 for digits and CIFAR-10
+    and uses :func:`default_cache_size` of ``image_size`` for folders. ``max_images``: a
     deterministic class-balanced subset (:func:`~byol.data.subset.select_subset`).
     ``download``: allow torchvision to download CIFAR-10 when no local copy exists.
     Raises ``ValueError`` naming the bad value for an unknown source, a bad split or size.
@@ -175,86 +162,142 @@ def load_images(
     if cache_size is not None:
         check_cache_size(cache_size)
     select_subset([], max_images)  # validates max_images
-    cache_root = str(Path(cache_dir).expanduser())
-    common: dict[str, Any] = {
-        "split": split,
-        "cache_dir": cache_root,
-        "max_images": max_images,
-        "num_workers": num_workers,
-        "progress": progress,
-    }
+    request = _Request(
+        split=split,
+        cache_dir=str(Path(cache_dir).expanduser()),
+        cache_size=cache_size,
+        image_size=image_size,
+        max_images=max_images,
+        num_workers=num_workers,
+        progress=progress,
+        download=download,
+    )
     name = source.strip()
-    lowered = name.lower()
-
-    if lowered == "digits":
-        size = cache_size or 32
-        # Upsampled straight from 8x8 to S, not via 32.
-        images, labels = _subset_arrays(*load_digits_arrays(split, size), max_images)
-        return ImageSource(
-            name="digits",
-            description=f"scikit-learn digits ({split}, 8x8 upsampled to {size}x{size})",
-            classes=list(DIGITS_CLASSES),
-            num_images=len(labels),
-            cache_size=size,
-            arrays=(images, labels),
-            **common,
-        )
-
-    if lowered in ("cifar10", "cifar10-torchvision", "cifar10-jpg"):
-        torchvision_root = cifar10_torchvision_root(cache_root)
-        if lowered == "cifar10":
-            if has_torchvision_cifar10(torchvision_root):
-                lowered = "cifar10-torchvision"
-            elif is_cifar10_jpg_unpacked(cache_root) or find_cifar10_tar() is not None:
-                lowered = "cifar10-jpg"
-            elif download:
-                lowered = "cifar10-torchvision"
-            else:
-                raise ValueError(
-                    f"cifar10: no local copy (torchvision files in {torchvision_root} or the "
-                    f"JPEG archive) and download=False; set {CIFAR10_TAR_ENV} or allow download"
-                )
-        size = cache_size or 32
-        if lowered == "cifar10-torchvision":
-            images, labels = _subset_arrays(
-                *load_cifar10_torchvision(split, torchvision_root, download), max_images
-            )
-            return ImageSource(
-                name="cifar10-torchvision",
-                description=f"CIFAR-10 original binary release ({split})",
-                classes=list(CIFAR10_CLASSES),
-                num_images=len(labels),
-                cache_size=size,
-                arrays=(images, labels),
-                **common,
-            )
-        scan = scan_folder(cifar10_jpg_split(split, cache_root))
-        scan = scan.subset(select_subset(scan.labels, max_images))
-        return ImageSource(
-            name="cifar10-jpg",
-            description=f"CIFAR-10 JPEG copy ({split}; pixels JPEG-compressed once)",
-            classes=list(scan.classes),
-            num_images=len(scan),
-            cache_size=size,
-            scan=scan,
-            **common,
-        )
-
+    builder = NAMED_SOURCES.get(name.lower())
+    if builder is not None:
+        return builder(request)
     root = Path(name).expanduser()
     if not root.is_dir():
         raise ValueError(
             f"source {source!r} is neither one of {', '.join(NAMED_SOURCES)} nor an existing "
             f"folder; pass a dataset name or a folder of images"
         )
-    folder = _folder_for_split(root, split)
+    return _image_folder(root, request)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The arguments of :func:`load_images`, checked, that every source builder reads."""
+
+    split: Split
+    cache_dir: str  # expanded
+    cache_size: int | None
+    image_size: int
+    max_images: int | None
+    num_workers: int | None
+    progress: bool
+    download: bool
+
+    def source(self, **described: Any) -> ImageSource:
+        """An :class:`ImageSource` of this request and the builder's ``described`` fields."""
+        return ImageSource(
+            split=self.split,
+            cache_dir=self.cache_dir,
+            max_images=self.max_images,
+            num_workers=self.num_workers,
+            progress=self.progress,
+            **described,
+        )
+
+
+def _subset_arrays(
+    images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64], max_images: int | None
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    if max_images is None:
+        return images, labels
+    keep = np.asarray(select_subset(labels.tolist(), max_images), dtype=np.int64)
+    return images[keep], labels[keep]
+
+
+def _digits(request: _Request) -> ImageSource:
+    size = request.cache_size or 32
+    # Upsampled straight from 8x8 to S, not via 32.
+    images, labels = _subset_arrays(*load_digits_arrays(request.split, size), request.max_images)
+    return request.source(
+        name="digits",
+        description=f"scikit-learn digits ({request.split}, 8x8 upsampled to {size}x{size})",
+        classes=list(DIGITS_CLASSES),
+        num_images=len(labels),
+        cache_size=size,
+        arrays=(images, labels),
+    )
+
+
+def _cifar10(request: _Request) -> ImageSource:
+    """The torchvision copy if present under ``cache_dir``, else the local JPEG archive, else
+    a torchvision download (where ``download`` allows it)."""
+    torchvision_root = cifar10_torchvision_root(request.cache_dir)
+    if has_torchvision_cifar10(torchvision_root):
+        return _cifar10_torchvision(request)
+    if is_cifar10_jpg_unpacked(request.cache_dir) or find_cifar10_tar() is not None:
+        return _cifar10_jpg(request)
+    if request.download:
+        return _cifar10_torchvision(request)
+    raise ValueError(
+        f"cifar10: no local copy (torchvision files in {torchvision_root} or the "
+        f"JPEG archive) and download=False; set {CIFAR10_TAR_ENV} or allow download"
+    )
+
+
+def _cifar10_torchvision(request: _Request) -> ImageSource:
+    torchvision_root = cifar10_torchvision_root(request.cache_dir)
+    images, labels = _subset_arrays(
+        *load_cifar10_torchvision(request.split, torchvision_root, request.download),
+        request.max_images,
+    )
+    return request.source(
+        name="cifar10-torchvision",
+        description=f"CIFAR-10 original binary release ({request.split})",
+        classes=list(CIFAR10_CLASSES),
+        num_images=len(labels),
+        cache_size=request.cache_size or 32,
+        arrays=(images, labels),
+    )
+
+
+def _cifar10_jpg(request: _Request) -> ImageSource:
+    scan = scan_folder(cifar10_jpg_split(request.split, request.cache_dir))
+    scan = scan.subset(select_subset(scan.labels, request.max_images))
+    return request.source(
+        name="cifar10-jpg",
+        description=f"CIFAR-10 JPEG copy ({request.split}; pixels JPEG-compressed once)",
+        classes=list(scan.classes),
+        num_images=len(scan),
+        cache_size=request.cache_size or 32,
+        scan=scan,
+    )
+
+
+def _image_folder(root: Path, request: _Request) -> ImageSource:
+    """``root/<split>`` when that sub-folder exists, else ``root`` itself for both splits."""
+    candidate = root / request.split
+    folder = candidate if candidate.is_dir() else root
     scan = scan_folder(folder)
-    scan = scan.subset(select_subset(scan.labels, max_images))
-    return ImageSource(
+    scan = scan.subset(select_subset(scan.labels, request.max_images))
+    return request.source(
         name=str(root),
         description=f"image folder {folder}",
         classes=list(scan.classes),
         num_images=len(scan),
-        cache_size=cache_size or default_cache_size(image_size),
+        cache_size=request.cache_size or default_cache_size(request.image_size),
         scan=scan,
-        **common,
     )
+
+
+# The named data sets, by lower-case name, and the builder of each.
+NAMED_SOURCES: dict[str, Callable[[_Request], ImageSource]] = {
+    "digits": _digits,
+    "cifar10": _cifar10,
+    "cifar10-jpg": _cifar10_jpg,
+    "cifar10-torchvision": _cifar10_torchvision,
+}

@@ -31,12 +31,12 @@ from byol.augment.resample import resized_crop
 from byol.config import AugmentConfig, ViewConfig
 from byol.data.sampler import EpochSampler
 from byol.downstream.finetune_config import FinetuneConfig
+from byol.eval.batches import eval_batches
 from byol.eval.features import autocast_context, extract_features
 from byol.eval.knn import topk_accuracy
 from byol.optim.factory import parameter_groups
 from byol.schedules import learning_rate
 from byol.train.progress import progress_lines_wanted
-from byol.train.views import eval_batches
 
 # Training caches up to this size move to the accelerator whole; larger ones stay in host
 # memory and travel batch by batch.
@@ -280,7 +280,7 @@ def evaluate(
     """Top-1 and top-5 (top-K when K < 5) of ``classifier`` on prepared test images.
 
     ``images``: uint8 (N, 3, H, W), resized to ``augment.image_size`` when their side differs
-    (:func:`byol.train.views.eval_batches`); the classifier runs in eval mode.
+    (:func:`byol.eval.batches.eval_batches`); the classifier runs in eval mode.
     """
     logits = extract_features(
         classifier,

@@ -28,7 +28,7 @@ from byol.config import Config
 from byol.data.cache import ImageCache
 from byol.data.label_subset import check_subset_request, label_subset
 from byol.data.registry import NAMED_SOURCES
-from byol.train.validation import load_labelled_splits
+from byol.eval.splits import load_labelled_splits
 
 # Side of the built-in data sets' cache (digits are upsampled to it from 8x8).
 NAMED_SOURCE_SIDE = 32

@@ -14,14 +14,11 @@ the bank is large, the bank ``bank_chunk_size`` rows at a time with a running to
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
-from byol.eval.features import extract_features
+from torch import Tensor
 
 # Largest similarity block (query chunk x bank chunk) materialised at once: 2**27 float32 values
 # = 512 MiB, comfortable on accelerators and on CPU hosts alike.
@@ -50,6 +47,29 @@ def _check_hyperparameters(k: int, temperature: float) -> None:
         raise ValueError(f"k={k} must be at least 1; the protocol default is 200")
     if not temperature > 0:
         raise ValueError(f"temperature={temperature} must be positive; the protocol default is 0.1")
+
+
+def _check_bank_and_queries(
+    query_features: Tensor, bank_features: Tensor, bank_labels: Tensor
+) -> None:
+    """Raise ``ValueError`` unless the features are (Q, D) and (N, D), N >= 1, with N labels."""
+    if query_features.ndim != 2 or bank_features.ndim != 2:
+        raise ValueError(
+            f"features must be 2-D (N, D); got query {tuple(query_features.shape)} and bank "
+            f"{tuple(bank_features.shape)}"
+        )
+    if query_features.shape[1] != bank_features.shape[1]:
+        raise ValueError(
+            f"query dimension {query_features.shape[1]} differs from bank dimension "
+            f"{bank_features.shape[1]}; extract both with the same encoder"
+        )
+    num_bank = bank_features.shape[0]
+    if num_bank == 0:
+        raise ValueError("the feature bank is empty; pass at least one labelled bank row")
+    if bank_labels.shape != (num_bank,):
+        raise ValueError(
+            f"bank_labels shape {tuple(bank_labels.shape)} must be ({num_bank},), one per bank row"
+        )
 
 
 @torch.no_grad()
@@ -90,28 +110,13 @@ def knn_class_probabilities(
         ValueError: mismatched shapes, an empty bank, or non-positive k, T or chunk sizes.
     """
     _check_hyperparameters(k, temperature)
-    if query_features.ndim != 2 or bank_features.ndim != 2:
-        raise ValueError(
-            f"features must be 2-D (N, D); got query {tuple(query_features.shape)} and bank "
-            f"{tuple(bank_features.shape)}"
-        )
-    if query_features.shape[1] != bank_features.shape[1]:
-        raise ValueError(
-            f"query dimension {query_features.shape[1]} differs from bank dimension "
-            f"{bank_features.shape[1]}; extract both with the same encoder"
-        )
-    num_bank = bank_features.shape[0]
-    if num_bank == 0:
-        raise ValueError("the feature bank is empty; pass at least one labelled bank row")
-    if bank_labels.shape != (num_bank,):
-        raise ValueError(
-            f"bank_labels shape {tuple(bank_labels.shape)} must be ({num_bank},), one per bank row"
-        )
+    _check_bank_and_queries(query_features, bank_features, bank_labels)
     if query_chunk_size < 1 or (bank_chunk_size is not None and bank_chunk_size < 1):
         raise ValueError(
             f"chunk sizes must be positive; got query_chunk_size={query_chunk_size}, "
             f"bank_chunk_size={bank_chunk_size}"
         )
+    num_bank = bank_features.shape[0]
     k = min(k, num_bank)
     if bank_chunk_size is None:
         bank_chunk_size = max(k, MAX_SIMILARITY_ELEMENTS // query_chunk_size)
@@ -243,62 +248,4 @@ def knn_classify(
         top5=float(top5),
         predictions=probabilities.argmax(dim=1).cpu(),
         k=min(k, bank_features.shape[0]),
-    )
-
-
-def knn_monitor(
-    encoder: nn.Module,
-    bank_batches: Iterable[tuple[Tensor, Tensor]],
-    query_batches: Iterable[tuple[Tensor, Tensor]],
-    *,
-    k: int = 200,
-    temperature: float = 0.1,
-    num_classes: int | None = None,
-    device: torch.device | str | None = None,
-    precision: str = "32-true",
-    progress: bool = False,
-) -> KNNResult:
-    """k-NN accuracy of an encoder during training (e.g. every ``MonitorConfig.knn_every_epochs``).
-
-    Encodes the bank and the queries in eval mode (the encoder's training flags are restored),
-    keeps the features on ``device`` and classifies them with :func:`knn_classify`. Pass
-    ``k=cfg.monitor.knn_k, temperature=cfg.monitor.knn_temperature``.
-
-    Args:
-        encoder: the online backbone, (B, C, H, W) -> (B, D).
-        bank_batches: labelled ``(images, labels)`` of the bank split (unaugmented).
-        query_batches: labelled ``(images, labels)`` of the evaluation split.
-        device: defaults to the encoder's device.
-        precision: autocast mode of the forward passes, see :func:`extract_features`.
-    """
-    if device is None:
-        first = next(encoder.parameters(), None)
-        device = first.device if first is not None else torch.device("cpu")
-    bank = extract_features(
-        encoder,
-        bank_batches,
-        device,
-        precision=precision,
-        progress=progress,
-        description="k-NN bank",
-        output_device=device,
-    )
-    queries = extract_features(
-        encoder,
-        query_batches,
-        device,
-        precision=precision,
-        progress=progress,
-        description="k-NN queries",
-        output_device=device,
-    )
-    return knn_classify(
-        bank.features,
-        bank.labels,
-        queries.features,
-        queries.labels,
-        k=k,
-        temperature=temperature,
-        num_classes=num_classes,
-        device=device,
     )

@@ -7,10 +7,9 @@ Two protocols:
   std, fitted full-batch with L-BFGS; the L2 penalty is chosen on a held-out 10% of the training
   split and the classifier refitted on all of it. Seconds on a CPU for 50k x 512 features. Not
   the paper's number: no augmentation, and the penalty is tuned.
-* :func:`linear_eval_official`: the published protocol, [official] ``configs/eval.py:29-45``
-  and [paper] Appendix C.1: frozen encoder with BatchNorm in eval mode, random resized crop and
-  horizontal flip on the fly, SGD with Nesterov momentum 0.9, lr 0.2 x B / 256 with cosine decay
-  and no warm-up, no weight decay, 80 epochs.
+* :func:`byol.eval.linear_official.linear_eval_official`: the published protocol, [official]
+  ``configs/eval.py:29-45`` and [paper] Appendix C.1: frozen encoder, crops and flips on the
+  fly, SGD for 80 epochs.
 
 Both return a :class:`LinearClassifier` (standardisation + ``nn.Linear``) that
 :func:`save_linear_classifier` writes as safetensors.
@@ -18,8 +17,7 @@ Both return a :class:`LinearClassifier` (standardisation + ``nn.Linear``) that
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,12 +25,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from byol.atomic import write_bytes
-from byol.eval.features import autocast_context, eval_mode, extract_features
 from byol.eval.knn import topk_accuracy
-from byol.schedules import learning_rate
 
 # L2 penalties tried by the fast probe (multiplying 0.5 * ||W||^2 next to the mean
 # cross-entropy of standardised features): log-spaced, weak to strong.
@@ -159,7 +154,10 @@ def fit_logistic_regression(
     return classifier.eval()
 
 
-def _evaluate(classifier: nn.Module, features: Tensor, labels: Tensor) -> tuple[float, float]:
+def score_classifier(
+    classifier: nn.Module, features: Tensor, labels: Tensor
+) -> tuple[float, float]:
+    """Top-1 and top-5 accuracy of ``classifier`` on features (N, D) with labels (N,)."""
     with torch.inference_mode():
         logits = classifier(features)
     top1, top5 = topk_accuracy(logits, labels.to(logits.device), (1, 5))
@@ -226,33 +224,57 @@ def linear_probe(
     elif largest >= num_classes:
         raise ValueError(f"found label {largest} but num_classes={num_classes}; pass more classes")
 
-    validation_top1: dict[float, float] = {}
-    chosen = float(weight_decays[0])
-    if len(weight_decays) > 1:
-        generator = torch.Generator().manual_seed(seed)
-        order = torch.randperm(train_features.shape[0], generator=generator).to(device)
-        held_out = max(1, round(validation_fraction * train_features.shape[0]))
-        fit_rows, validation_rows = order[held_out:], order[:held_out]
-        previous: LinearClassifier | None = None
-        for weight_decay in sorted((float(w) for w in weight_decays), reverse=True):
-            previous = fit_logistic_regression(
-                train_features[fit_rows],
-                train_labels[fit_rows],
-                num_classes,
-                weight_decay,
-                max_iterations=max_iterations,
-                initial=previous,
-            )
-            validation_top1[weight_decay], _ = _evaluate(
-                previous, train_features[validation_rows], train_labels[validation_rows]
-            )
-        # Sorted strongest first, so max() keeps the stronger penalty among equals.
-        chosen = max(validation_top1, key=lambda w: validation_top1[w])
+    chosen, validation_top1 = _choose_weight_decay(
+        train_features,
+        train_labels,
+        num_classes,
+        weight_decays,
+        validation_fraction=validation_fraction,
+        max_iterations=max_iterations,
+        seed=seed,
+    )
     classifier = fit_logistic_regression(
         train_features, train_labels, num_classes, chosen, max_iterations=max_iterations
     )
-    top1, top5 = _evaluate(classifier, test_features.to(device), test_labels)
+    top1, top5 = score_classifier(classifier, test_features.to(device), test_labels)
     return LinearProbeResult(top1, top5, classifier.cpu(), chosen, validation_top1)
+
+
+def _choose_weight_decay(
+    features: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    weight_decays: Sequence[float],
+    *,
+    validation_fraction: float,
+    max_iterations: int,
+    seed: int,
+) -> tuple[float, dict[float, float]]:
+    """The penalty of best held-out top-1 (see :func:`linear_probe`) and the top-1 of each;
+    a single candidate is returned unscored."""
+    if len(weight_decays) == 1:
+        return float(weight_decays[0]), {}
+    device = features.device
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(features.shape[0], generator=generator).to(device)
+    held_out = max(1, round(validation_fraction * features.shape[0]))
+    fit_rows, validation_rows = order[held_out:], order[:held_out]
+    validation_top1: dict[float, float] = {}
+    previous: LinearClassifier | None = None
+    for weight_decay in sorted((float(w) for w in weight_decays), reverse=True):
+        previous = fit_logistic_regression(
+            features[fit_rows],
+            labels[fit_rows],
+            num_classes,
+            weight_decay,
+            max_iterations=max_iterations,
+            initial=previous,
+        )
+        validation_top1[weight_decay], _ = score_classifier(
+            previous, features[validation_rows], labels[validation_rows]
+        )
+    # Sorted strongest first, so max() keeps the stronger penalty among equals.
+    return max(validation_top1, key=lambda w: validation_top1[w]), validation_top1
 
 
 def save_linear_classifier(
@@ -278,141 +300,3 @@ def load_linear_classifier(path: str | Path) -> LinearClassifier:
     classifier = LinearClassifier(feature_dim, num_classes)
     classifier.load_state_dict(tensors)
     return classifier.eval()
-
-
-def linear_eval_transforms(
-    image_size: int = 224,
-    mean: Sequence[float] = (0.485, 0.456, 0.406),
-    std: Sequence[float] = (0.229, 0.224, 0.225),
-) -> tuple[Callable, Callable]:
-    """torchvision transforms of the official linear evaluation, for PIL images.
-
-    Training: random resized crop (scale 0.08-1, ratio 3/4-4/3, bicubic) and horizontal flip;
-    test: resize to image_size * 256 / 224 then centre crop (the 32-pixel crop padding at 224 of
-    [official] ``utils/dataset.py``). Both end with ToTensor and normalisation.
-
-    Returns:
-        (train_transform, test_transform).
-    """
-    from torchvision import transforms
-
-    bicubic = transforms.InterpolationMode.BICUBIC
-    normalise = [transforms.ToTensor(), transforms.Normalize(list(mean), list(std))]
-    train = transforms.Compose(
-        [
-            transforms.RandomResizedCrop(image_size, scale=(0.08, 1.0), interpolation=bicubic),
-            transforms.RandomHorizontalFlip(),
-            *normalise,
-        ]
-    )
-    test = transforms.Compose(
-        [
-            transforms.Resize(math.ceil(image_size * 256 / 224), interpolation=bicubic),
-            transforms.CenterCrop(image_size),
-            *normalise,
-        ]
-    )
-    return train, test
-
-
-def linear_eval_official(
-    encoder: nn.Module,
-    train_loader_factory: Callable[[int], Iterable[tuple[Tensor, Tensor]]],
-    test_batches: Iterable[tuple[Tensor, Tensor]],
-    *,
-    feature_dim: int,
-    num_classes: int,
-    batch_size: int,
-    steps_per_epoch: int,
-    epochs: int = 80,
-    base_learning_rate: float = 0.2,
-    momentum: float = 0.9,
-    nesterov: bool = True,
-    weight_decay: float = 0.0,
-    device: torch.device | str | None = None,
-    precision: str = "32-true",
-    progress: bool = False,
-) -> LinearProbeResult:
-    """The official linear evaluation: a linear layer on a frozen encoder, trained with SGD.
-
-    Defaults from [official] ``configs/eval.py:29-45`` and [paper] Appendix C.1: 80 epochs,
-    SGD momentum 0.9 with Nesterov, lr = 0.2 x batch_size / 256 decayed by a cosine to 0 without
-    warm-up (:func:`byol.schedules.learning_rate`), no weight decay; the paper used batch 1024.
-    The encoder stays in eval mode (BatchNorm running statistics, no updates) and runs without
-    gradients; only the linear layer learns.
-
-    Args:
-        encoder: (B, C, H, W) -> (B, feature_dim), already on ``device``.
-        train_loader_factory: ``epoch -> iterable of (images, labels)``, called once per epoch
-            (so the caller can ``sampler.set_epoch(epoch)``), yielding augmented batches, e.g.
-            a DataLoader over a dataset using :func:`linear_eval_transforms`'s training
-            transform.
-        test_batches: unaugmented (centre-cropped) test ``(images, labels)``.
-        feature_dim: D of the encoder output.
-        num_classes: C.
-        batch_size: global batch size B of the training loader, for the lr scaling.
-        steps_per_epoch: batches per epoch (``len(loader)``), for the cosine schedule.
-        epochs: passes over the training data.
-        base_learning_rate, momentum, nesterov, weight_decay: the SGD settings.
-        device: defaults to the encoder's device.
-        precision: autocast mode of the encoder forward, see :func:`extract_features`.
-        progress: show a per-epoch progress bar.
-
-    Returns:
-        :class:`LinearProbeResult` (test top-1/top-5, classifier with identity standardisation,
-        ``weight_decay``, empty ``validation_top1``).
-    """
-    for name, value in (
-        ("batch_size", batch_size),
-        ("steps_per_epoch", steps_per_epoch),
-        ("epochs", epochs),
-        ("feature_dim", feature_dim),
-    ):
-        if value < 1:
-            raise ValueError(f"{name}={value} must be at least 1")
-    if device is None:
-        first = next(encoder.parameters(), None)
-        device = first.device if first is not None else torch.device("cpu")
-    device = torch.device(device)
-    classifier = LinearClassifier(feature_dim, num_classes).to(device)
-    # Small initial logits, as is usual for linear probes (the protocol does not say).
-    nn.init.normal_(classifier.linear.weight, std=0.01)
-    nn.init.zeros_(classifier.linear.bias)
-    optimizer = torch.optim.SGD(
-        classifier.linear.parameters(),
-        lr=0.0,
-        momentum=momentum,
-        nesterov=nesterov,
-        weight_decay=weight_decay,
-    )
-    total_steps = epochs * steps_per_epoch
-    step = 0
-    with eval_mode(encoder):
-        for epoch in range(epochs):
-            batches = train_loader_factory(epoch)
-            if progress:
-                batches = tqdm(batches, desc=f"linear eval {epoch + 1}/{epochs}", leave=False)
-            for images, labels in batches:
-                lr = learning_rate(step, total_steps, 0, base_learning_rate, batch_size)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with torch.no_grad(), autocast_context(device, precision):
-                    features = torch.flatten(encoder(images.to(device, non_blocking=True)), 1)
-                logits = classifier.linear(features.float())
-                loss = F.cross_entropy(logits, labels.to(device, non_blocking=True))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-    test = extract_features(
-        encoder,
-        test_batches,
-        device,
-        precision=precision,
-        progress=progress,
-        description="linear eval test",
-        output_device=device,
-    )
-    classifier.eval()
-    top1, top5 = _evaluate(classifier, test.features, test.labels)
-    return LinearProbeResult(top1, top5, classifier.cpu(), weight_decay, {})

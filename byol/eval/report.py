@@ -16,7 +16,7 @@ import html
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -208,24 +208,29 @@ def svg_line_plot(
         )
     for index, curve in enumerate(series):
         colour = _COLOURS[index % len(_COLOURS)]
-        stride = max(1, math.ceil(len(curve.x) / _MAX_POINTS))
-        keep = list(range(0, len(curve.x), stride))
-        if keep[-1] != len(curve.x) - 1:
-            keep.append(len(curve.x) - 1)
-        points = " ".join(f"{px(curve.x[i]):.1f},{py(curve.y[i]):.1f}" for i in keep)
-        if len(keep) == 1:
-            x0, y0 = points.split(",")
-            parts.append(f'<circle cx="{x0}" cy="{y0}" r="3" fill="{colour}"/>')
-        else:
-            parts.append(
-                f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"/>'
-            )
+        parts.append(_curve_svg(curve, colour, px, py))
         if len(series) > 1:
             parts.append(
                 f'<text x="{left + 8}" y="{top + 14 + 14 * index}" fill="{colour}" '
                 f'class="tick">{html.escape(curve.name)}</text>'
             )
     return "".join([*parts, "</svg>"])
+
+
+def _curve_svg(
+    curve: Series, colour: str, px: Callable[[float], float], py: Callable[[float], float]
+) -> str:
+    """One curve as a polyline (a dot when it has one point), at most about
+    :data:`_MAX_POINTS` points, the last one always kept; ``px``/``py`` map data to pixels."""
+    stride = max(1, math.ceil(len(curve.x) / _MAX_POINTS))
+    keep = list(range(0, len(curve.x), stride))
+    if keep[-1] != len(curve.x) - 1:
+        keep.append(len(curve.x) - 1)
+    points = " ".join(f"{px(curve.x[i]):.1f},{py(curve.y[i]):.1f}" for i in keep)
+    if len(keep) == 1:
+        x0, y0 = points.split(",")
+        return f'<circle cx="{x0}" cy="{y0}" r="3" fill="{colour}"/>'
+    return f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"/>'
 
 
 def _as_uint8_array(images: Tensor | np.ndarray, name: str) -> np.ndarray:

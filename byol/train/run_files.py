@@ -14,9 +14,9 @@ from byol.atomic import write_text
 from byol.config import Config, TrainConfig
 from byol.config_io import save_config
 from byol.eval.report import write_report
+from byol.eval.validation import KNNValidator
 from byol.train.run_dir import ResumedRun, write_skipped_images
 from byol.train.state import TrainState
-from byol.train.validation import KNNValidator
 
 
 class RunFiles:

@@ -30,6 +30,7 @@ from byol.config_io import to_dict
 from byol.distributed import convert_sync_batchnorm
 from byol.eval.monitors import CollapseDetector, effective_rank, projection_std
 from byol.eval.online_classifier import OnlineClassifier
+from byol.eval.validation import KNNValidator
 from byol.model import BYOL
 from byol.optim import build_optimizer
 from byol.schedules import TrainingSchedule
@@ -43,7 +44,6 @@ from byol.train.run_files import RunFiles, nonfinite_message
 from byol.train.run_log import RunLog
 from byol.train.state import TrainState, load_training_state
 from byol.train.step import StepHooks, StepResult, training_step
-from byol.train.validation import KNNValidator
 from byol.train.views import ViewBatch, ViewSource
 
 

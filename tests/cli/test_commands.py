@@ -39,6 +39,18 @@ def test_eval_knn_and_linear(run_dir: Path, capsys: pytest.CaptureFixture[str]) 
     assert float(linear["raw_pixels"]["top1"]) > 0.9  # type: ignore[index]
 
 
+def test_eval_linear_official_protocol(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["eval", "linear", "--checkpoint", str(run_dir), "--data", "digits"]
+    flags = ["--protocol", "official", "--epochs", "1", "--max-images", "64", "--batch-size", "32"]
+    assert main([*args, *flags, "--no-baselines"]) == 0
+    captured = capsys.readouterr()
+    record = _json_line(captured.out)
+    assert record["protocol"] == "official" and "raw_pixels" not in record
+    assert 0.0 < float(record["top1"]) <= float(record["top5"]) <= 1.0  # type: ignore[arg-type]
+    # One epoch, as asked (the progress bar counts them), then the test split.
+    assert "linear eval 1/1" in captured.err and "linear eval 1/80" not in captured.err
+
+
 def test_embed_writes_features_and_paths(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "features.npy"
     assert (

@@ -21,8 +21,8 @@ from byol.downstream.finetune import (
 )
 from byol.downstream.finetune_config import FinetuneConfig
 from byol.downstream.splits import LabelledSplits, prepare_splits
+from byol.eval.batches import eval_batches
 from byol.eval.linear import linear_eval_official
-from byol.train.views import eval_batches
 
 CPU = torch.device("cpu")
 AUGMENT = AugmentConfig(image_size=16)

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from byol.eval.baselines import PixelEncoder, centred_pixels
+from byol.eval.validation import KNNValidator
 from byol.presets import preset
-from byol.train.validation import KNNValidator
 
 
 def test_centred_pixels_are_flat_and_mean_free() -> None:

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.neighbors import KNeighborsClassifier
 
-from byol.eval.knn import knn_class_probabilities, knn_classify, knn_monitor, topk_accuracy
+from byol.eval.features import extract_features
+from byol.eval.knn import knn_class_probabilities, knn_classify, topk_accuracy
 
 from .synthetic import gaussian_clusters
 
@@ -135,15 +136,18 @@ def test_dimension_mismatch_raises() -> None:
         )
 
 
-def test_monitor_encodes_and_classifies() -> None:
+def test_encoded_features_classify() -> None:
     features, labels = gaussian_clusters(40, 4, 6, seed=5)
     images = features.view(-1, 6, 1, 1)
     encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.BatchNorm1d(6))
     encoder.train()
-    batches = [(images[i : i + 32], labels[i : i + 32]) for i in range(0, 120, 32)]
-    queries = [(images[120:], labels[120:])]
-    result = knn_monitor(encoder, batches, queries, k=10)
-    assert encoder.training
+    device = torch.device("cpu")
+    bank = extract_features(
+        encoder, [(images[i : i + 32], labels[i : i + 32]) for i in range(0, 120, 32)], device
+    )
+    queries = extract_features(encoder, [(images[120:], labels[120:])], device)
+    result = knn_classify(bank.features, bank.labels, queries.features, queries.labels, k=10)
+    assert encoder.training  # extract_features restores the training flag
     assert result.top1 > 0.95
 
 

@@ -6,13 +6,14 @@ import pytest
 import torch
 from torch import nn
 
+from byol.config import LinearEvalConfig
 from byol.eval.linear import (
     fit_logistic_regression,
-    linear_eval_official,
     linear_probe,
     load_linear_classifier,
     save_linear_classifier,
 )
+from byol.eval.linear_official import linear_eval_official
 
 from .synthetic import gaussian_clusters
 
@@ -109,8 +110,7 @@ def test_official_protocol_trains_only_the_head() -> None:
         num_classes=4,
         batch_size=32,
         steps_per_epoch=6,
-        epochs=10,
-        base_learning_rate=8.0,
+        settings=LinearEvalConfig(epochs=10, base_learning_rate=8.0),
     )
     assert epochs_seen == list(range(10))
     assert result.top1 > 0.95

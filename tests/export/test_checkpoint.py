@@ -8,12 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from byol.checkpoint import FORMAT_VERSION
 from byol.config_io import to_dict
-from byol.export import (
-    FORMAT_VERSION,
-    load_encoder_from_checkpoint,
-    read_checkpoint,
-)
+from byol.export import load_encoder_from_checkpoint, read_checkpoint
 from tests.export.conftest import TrainedRun, save_checkpoint, tiny_config
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -12,58 +11,12 @@ from torch import nn
 
 from byol.config import Config
 from byol.data.cache import ImageCache
-from byol.data.registry import load_images
-from byol.data.shards import is_shard_folder
 from byol.eval.baselines import PixelEncoder
+from byol.eval.batches import eval_batches
 from byol.eval.features import Features, extract_features
 from byol.eval.knn import KNNResult, knn_classify
+from byol.eval.splits import load_labelled_splits
 from byol.model import build_model
-from byol.train.views import eval_batches
-
-SPLITS: tuple[Literal["train"], Literal["test"]] = ("train", "test")
-
-
-def load_labelled_splits(config: Config, source: str) -> tuple[ImageCache, ImageCache]:
-    """The train and test splits of a labelled ``source`` as uint8 caches.
-
-    The train split follows ``config.data.max_images``; the test split is always whole. A
-    folder must hold ``train/`` and ``test/`` sub-folders: scoring the bank against itself
-    would report a meaningless 100%.
-    """
-    check_split_folders(source)
-    train, test = (
-        load_images(
-            source,
-            split,
-            config.data.cache_dir,
-            cache_size=config.data.cache_size,
-            image_size=config.augment.image_size,
-            max_images=config.data.max_images if split == "train" else None,
-            num_workers=config.data.num_workers,
-            progress=False,
-        ).cache()
-        for split in SPLITS
-    )
-    if not (train.has_labels and test.has_labels):
-        raise ValueError(
-            f"{source!r} has no class labels; k-NN and linear evaluation need class "
-            "sub-folders (for monitoring during training, set monitor.knn_every_epochs=0)"
-        )
-    return train, test
-
-
-def check_split_folders(source: str) -> None:
-    """Raise ``ValueError`` for a folder ``source`` without ``train/`` and ``test/``."""
-    root = Path(source).expanduser()
-    if not root.is_dir() or is_shard_folder(root):
-        return  # a named dataset (digits, cifar10) has its own splits
-    missing = [split for split in SPLITS if not (root / split).is_dir()]
-    if missing:
-        raise ValueError(
-            f"{root} has no {' and no '.join(f'{m}/' for m in missing)} sub-folder; k-NN and "
-            "linear evaluation need a folder with train/ and test/ sub-folders (of class "
-            "folders), so that the test images are not the bank itself"
-        )
 
 
 class KNNValidator:
