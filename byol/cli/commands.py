@@ -176,7 +176,14 @@ def eval_knn(arguments: argparse.Namespace) -> int:
     source, config = _labelled_splits(arguments, config)
     monitor = replace(config.monitor, knn_k=arguments.k, knn_temperature=arguments.temperature)
     config = replace(config, monitor=monitor)
-    prepared = prepare_splits(config, source, arguments.image_size)
+    prepared = prepare_splits(
+        config,
+        source,
+        arguments.image_size,
+        label_fraction=arguments.label_fraction,
+        labels_per_class=arguments.labels_per_class,
+        seed=arguments.label_seed,
+    )
     validator = KNNValidator(
         config,
         _device(),
@@ -195,6 +202,9 @@ def eval_knn(arguments: argparse.Namespace) -> int:
         "top5": result.top5,
         **prepared.summary(),
     }
+    if prepared.subset is not None:  # the bank's images, beside the checkpoint
+        listing = checkpoint_file(arguments.checkpoint).parent / "knn_labels_used.txt"
+        record["labels_used"] = str(write_labels_used(listing, prepared.train, source))
     if not arguments.no_baselines:
         record["baselines"] = {
             name: {"top1": r.top1, "top5": r.top5}

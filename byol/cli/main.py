@@ -154,6 +154,7 @@ def _add_eval(sub: Any) -> None:
         "--temperature", type=float, default=monitor.knn_temperature, help="softmax temperature"
     )
     add_image_size_argument(knn)
+    add_label_subset_arguments(knn)
     knn.set_defaults(handler="eval_knn")
     linear = protocols.add_parser(
         "linear", help="linear probe on frozen features", formatter_class=formatter

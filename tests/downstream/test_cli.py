@@ -105,3 +105,18 @@ def test_help_describes_every_flag(path: list[str]) -> None:
         assert "[paper] Appendix C.2" in text and "Nesterov" in text and "10x" in text
         for flag in ("--label-fraction", "--labels-per-class", "--image-size", "--from-scratch"):
             assert flag in text
+
+
+def test_eval_knn_with_few_labels_keeps_a_balanced_bank_and_lists_it(
+    run_dir: Path, colour_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--checkpoint", str(run_dir), "--data", str(colour_folder), "--no-baselines"]
+    assert main(["eval", "knn", *common, "--k", "3", "--labels-per-class", "2"]) == 0
+    knn = _json_line(capsys.readouterr().out)
+    assert knn["train_images"] == 6 and knn["label_subset"]["labels_per_class"] == 2  # type: ignore[index]
+    listed = Path(str(knn["labels_used"])).read_text().splitlines()
+    assert len(listed) == 6 and {Path(p).parent.name for p in listed} == {
+        "class0",
+        "class1",
+        "class2",
+    }

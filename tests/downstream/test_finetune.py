@@ -10,7 +10,7 @@ from torch import nn
 from byol.backbones import build_backbone
 from byol.checkpoint import load_encoder_from_checkpoint
 from byol.cli.finetune_run import starting_encoder
-from byol.config import AugmentConfig, Config
+from byol.config import AugmentConfig, Config, LinearEvalConfig
 from byol.downstream.classifier_io import load_finetuned, save_finetuned
 from byol.downstream.finetune import (
     FinetuneClassifier,
@@ -22,7 +22,7 @@ from byol.downstream.finetune import (
 from byol.downstream.finetune_config import FinetuneConfig
 from byol.downstream.splits import LabelledSplits, prepare_splits
 from byol.eval.batches import eval_batches
-from byol.eval.linear import linear_eval_official
+from byol.eval.linear_official import linear_eval_official
 
 CPU = torch.device("cpu")
 AUGMENT = AugmentConfig(image_size=16)
@@ -81,7 +81,7 @@ def test_finetune_changes_the_encoder_while_a_linear_probe_does_not(
         num_classes=3,
         batch_size=12,
         steps_per_epoch=3,
-        epochs=1,
+        settings=LinearEvalConfig(epochs=1),
     )
     assert all(torch.equal(before[k], v) for k, v in _weights(probed).items())
     classifier = _classifier()
