@@ -18,7 +18,6 @@ Both return a :class:`LinearClassifier` (standardisation + ``nn.Linear``) that
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -288,8 +287,8 @@ def linear_eval_transforms(
     """torchvision transforms of the official linear evaluation, for PIL images.
 
     Training: random resized crop (scale 0.08-1, ratio 3/4-4/3, bicubic) and horizontal flip;
-    test: resize to image_size * 256 / 224 then centre crop (the 32-pixel crop padding at 224 of
-    [official] ``utils/dataset.py``). Both end with ToTensor and normalisation.
+    test: resize to round(image_size * 256 / 224) then centre crop (the 32-pixel crop padding
+    at 224 of [official] ``utils/dataset.py``). Both end with ToTensor and normalisation.
 
     Returns:
         (train_transform, test_transform).
@@ -307,7 +306,7 @@ def linear_eval_transforms(
     )
     test = transforms.Compose(
         [
-            transforms.Resize(math.ceil(image_size * 256 / 224), interpolation=bicubic),
+            transforms.Resize(round(image_size * 256 / 224), interpolation=bicubic),
             transforms.CenterCrop(image_size),
             *normalise,
         ]
