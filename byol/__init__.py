@@ -8,6 +8,9 @@ Public API::
     out.loss.backward(); optimizer.step()
     model.update_target(tau)
 
+    from byol import load_encoder
+    encoder = load_encoder("runs/my-run")  # a trained run's frozen encoder, for downstream use
+
 The names below are imported on first use (PEP 562), so ``import byol`` and the ``byol``
 command's ``--help`` do not wait for torch.
 """
@@ -30,6 +33,8 @@ _EXPORTS = {
     "build_backbone": "byol.backbones",
     "wrap_backbone": "byol.backbones",
     "Config": "byol.config",
+    "LoadedEncoder": "byol.downstream.load",
+    "load_encoder": "byol.downstream.load",
     "ema_update_": "byol.ema",
     "byol_loss": "byol.loss",
     "regression_loss": "byol.loss",
@@ -40,6 +45,7 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from byol.backbones import Backbone, build_backbone, wrap_backbone
     from byol.config import Config
+    from byol.downstream.load import LoadedEncoder, load_encoder
     from byol.ema import ema_update_
     from byol.loss import byol_loss, regression_loss
     from byol.model import BYOL, BYOLOutput, build_model
@@ -65,12 +71,14 @@ __all__ = [
     "BYOLOutput",
     "Backbone",
     "Config",
+    "LoadedEncoder",
     "build_backbone",
     "build_model",
     "build_optimizer",
     "byol_loss",
     "ema_update_",
     "learning_rate",
+    "load_encoder",
     "regression_loss",
     "target_tau",
     "wrap_backbone",

@@ -319,7 +319,7 @@ def embed(arguments: argparse.Namespace) -> int:
         config.data.cache_dir,
         cache_size=config.data.cache_size,
         image_size=config.augment.image_size,
-    ).cache()
+    ).eval_cache()
     features = extract_features(
         encoder,
         eval_batches(cache.images, cache.labels, config.augment, arguments.batch_size, _device()),

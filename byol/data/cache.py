@@ -13,11 +13,11 @@ whose fingerprint matches the stored one maps the file again (``reused=True``); 
 cache is rebuilt in a temporary folder and renamed into place, so a crash never leaves a
 half-written cache behind and a concurrent reader keeps its old mapping.
 
-Resize policy (``RESIZE_POLICY``): the shorter side is resized to ``S`` and the centre
-``S x S`` square is kept, bicubic (one resampling step, see :func:`byol.data.folder.fit_square`;
-JPEGs are first decoded at the smallest 1/2, 1/4, 1/8 scale that keeps both sides >= ``S``).
-This is the usual "Resize(S) + CenterCrop(S)"; random crops during training then see the
-centre square only, not the strips a non-square photo loses.
+Resize policy (:mod:`byol.data.resize`): training caches hold the *whole* image resized to
+``S x S`` (:data:`~byol.data.resize.WHOLE_IMAGE`; JPEGs are first decoded at the smallest
+1/2, 1/4, 1/8 scale that keeps both sides >= ``S``), so random crops reach the edges of
+non-square photos; evaluation caches hold the official test transform at ``image_size``
+(:data:`~byol.data.resize.OFFICIAL_TEST`, full decode). That module says what each costs.
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ from byol.data.folder import (
     FolderScan,
     default_num_workers,
     describe_error,
-    fit_square,
     open_rgb,
     warn_skipped,
 )
+from byol.data.resize import WHOLE_IMAGE, check_policy, draft_size, fit_image
 
-CACHE_FORMAT_VERSION = 1
-RESIZE_POLICY = "shorter-side-to-S-centre-crop-bicubic"
+# 2: the whole image, not its centre square, in training caches.
+CACHE_FORMAT_VERSION = 2
 _BLOCK = 2048
 
 
@@ -97,7 +97,8 @@ def check_cache_size(size: int) -> int:
 
 
 def resize_uint8_batch(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize the shorter side to ``size`` and centre-crop, bicubic with antialiasing.
+    """Resize whole images to ``size x size``, bicubic with antialiasing (the training policy
+    :data:`~byol.data.resize.WHOLE_IMAGE`, batched).
 
     ``images``: (N, 3, H, W) uint8. Returns (N, 3, size, size) uint8 (the input itself when it
     already has that size).
@@ -105,12 +106,9 @@ def resize_uint8_batch(images: torch.Tensor, size: int) -> torch.Tensor:
     height, width = int(images.shape[-2]), int(images.shape[-1])
     if height == size and width == size:
         return images
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    square = images[..., top : top + side, left : left + side]
     out = torch.empty((images.shape[0], 3, size, size), dtype=torch.uint8)
     for start in range(0, images.shape[0], _BLOCK):
-        block = square[start : start + _BLOCK].float()
+        block = images[start : start + _BLOCK].float()
         resized = F.interpolate(
             block, size=(size, size), mode="bicubic", align_corners=False, antialias=True
         )
@@ -162,19 +160,19 @@ def _slug(root: str) -> str:
     return cleaned.strip("-_")[:48] or "images"
 
 
-def cache_key(root: str, size: int, variant: str = "") -> str:
+def cache_key(root: str, size: int, variant: str = "", policy: str = WHOLE_IMAGE) -> str:
     """Identity of a cache request: folder, size, resize policy, subset name (16 hex)."""
-    text = json.dumps([CACHE_FORMAT_VERSION, root, size, RESIZE_POLICY, variant])
+    text = json.dumps([CACHE_FORMAT_VERSION, root, size, policy, variant])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def folder_fingerprint(scan: FolderScan, size: int) -> str:
+def folder_fingerprint(scan: FolderScan, size: int, policy: str = WHOLE_IMAGE) -> str:
     """Content identity: relative paths, byte sizes, mtimes (ns), labels, classes, size, policy.
 
     Any added, removed, replaced or touched file changes it; it needs one ``stat`` per file.
     """
     digest = hashlib.sha256()
-    header = [CACHE_FORMAT_VERSION, scan.root, size, RESIZE_POLICY, list(scan.classes)]
+    header = [CACHE_FORMAT_VERSION, scan.root, size, policy, list(scan.classes)]
     digest.update(json.dumps(header).encode())
     for path, label in zip(scan.paths, scan.labels, strict=True):
         try:
@@ -188,10 +186,11 @@ def folder_fingerprint(scan: FolderScan, size: int) -> str:
     return digest.hexdigest()
 
 
-def _decode_into(path: str, size: int, row: npt.NDArray[np.uint8]) -> str | None:
-    """Decode ``path`` into ``row`` (3, size, size); returns why it failed, or None."""
+def _decode_into(path: str, size: int, policy: str, row: npt.NDArray[np.uint8]) -> str | None:
+    """Decode ``path`` into ``row`` (3, size, size) under ``policy``; returns why it failed, or
+    None."""
     try:
-        image = fit_square(open_rgb(path, draft_size=size), size)
+        image = fit_image(open_rgb(path, draft_size=draft_size(size, policy)), size, policy)
         row[...] = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
         return None
     except Exception as error:  # any decoder failure means "skip this file"
@@ -231,6 +230,7 @@ def _load_cache(folder: Path, scan: FolderScan, fingerprint: str) -> ImageCache 
 def _decode_all(
     scan: FolderScan,
     size: int,
+    policy: str,
     images: npt.NDArray[np.uint8],
     num_workers: int,
     progress: bool,
@@ -241,7 +241,7 @@ def _decode_all(
     reasons: list[str | None] = [None] * len(scan)
 
     def work(index: int) -> None:
-        reasons[index] = _decode_into(scan.paths[index], size, images[index])
+        reasons[index] = _decode_into(scan.paths[index], size, policy, images[index])
 
     with (
         tqdm(
@@ -267,9 +267,12 @@ def build_folder_cache(
     num_workers: int | None = None,
     progress: bool = True,
     on_build: Callable[[], Any] | None = None,
+    policy: str = WHOLE_IMAGE,
 ) -> ImageCache:
     """Map the cache of ``scan`` at ``size``, building it first if missing or stale.
 
+    ``policy``: how each image becomes ``size x size`` (:mod:`byol.data.resize`): the whole
+    image for training (default), the official test transform for evaluation.
     ``variant``: names the subset (e.g. ``"max_images=1000"``) so different subsets of one
     folder keep separate caches. ``num_workers``: decoding threads (default: usable cores, at
     most 8). ``on_build``: called once when this call decodes (tests count rebuilds with it).
@@ -277,6 +280,7 @@ def build_folder_cache(
     ``ValueError`` when none can be decoded or ``cache_dir`` is not writable.
     """
     check_cache_size(size)
+    check_policy(policy)
     description = description or scan.root
     base = Path(cache_dir).expanduser() / "uint8"
     try:
@@ -286,8 +290,8 @@ def build_folder_cache(
             f"cache_dir {str(cache_dir)!r} is not writable ({error.strerror}); "
             f"set data.cache_dir to a writable folder"
         ) from error
-    folder = base / f"{_slug(scan.root)}-{cache_key(scan.root, size, variant)}"
-    fingerprint = folder_fingerprint(scan, size)
+    folder = base / f"{_slug(scan.root)}-{cache_key(scan.root, size, variant, policy)}"
+    fingerprint = folder_fingerprint(scan, size, policy)
     cached = _load_cache(folder, scan, fingerprint)
     if cached is not None:
         warn_skipped(cached.skipped, len(cached) + len(cached.skipped), description)
@@ -303,7 +307,7 @@ def build_folder_cache(
         images_path = temp / "images.u8"
         shape = (len(scan), 3, size, size)
         images = np.memmap(images_path, dtype=np.uint8, mode="w+", shape=shape)
-        reasons = _decode_all(scan, size, images, workers, progress, description)
+        reasons = _decode_all(scan, size, policy, images, workers, progress, description)
         keep = [i for i, r in enumerate(reasons) if r is None]
         skipped = [(scan.paths[i], r) for i, r in enumerate(reasons) if r is not None]
         if not keep:
@@ -327,7 +331,7 @@ def build_folder_cache(
             "description": description,
             "root": scan.root,
             "size": size,
-            "resize_policy": RESIZE_POLICY,
+            "resize_policy": policy,
             "count": len(keep),
             "classes": list(scan.classes),
             "labels": [scan.labels[i] for i in keep],

@@ -193,22 +193,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def fit_square(image: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to ``size`` and centre-crop to ``size x size`` (bicubic).
-
-    Done in one resampling step from the central square of the image (PIL ``resize`` with a
-    ``box``), which is the same region as "resize shorter side, then centre crop".
-    """
-    width, height = image.size
-    if width == size and height == size:
-        return image
-    side = min(width, height)
-    left = (width - side) / 2
-    top = (height - side) / 2
-    box = (left, top, left + side, top + side)
-    return image.resize((size, size), Image.Resampling.BICUBIC, box=box)
-
-
 def open_rgb(path: str | os.PathLike[str] | BinaryIO, draft_size: int | None = None) -> Image.Image:
     """Decode an image file fully into an ``RGB`` PIL image.
 

@@ -7,7 +7,11 @@ folder of images. The named ones are :data:`NAMED_SOURCES`, a dict from name to 
 that builds the split. The returned :class:`ImageSource` gives either the uint8
 :class:`~byol.data.cache.ImageCache` (``source.cache()``, fixed-size, all in memory) or a
 per-image ``Dataset`` (``source.dataset(transform)``), so the engine chooses by
-``source.cache_bytes`` whether the cache fits.
+``source.cache_bytes`` whether the cache fits. Evaluation (k-NN, linear probe, embeddings)
+reads ``source.eval_cache()``: for a folder of images the official test transform at
+``image_size`` (:data:`~byol.data.resize.OFFICIAL_TEST`), for the fixed-size data sets
+(digits, CIFAR-10, whose images are already ``image_size`` or are resized whole to it) the
+training cache itself.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from byol.data.cifar10 import (
 )
 from byol.data.digits import DIGITS_CLASSES, load_digits_arrays
 from byol.data.folder import FolderScan, ImageFolderDataset, Validate, scan_folder
+from byol.data.resize import OFFICIAL_TEST
 from byol.data.subset import select_subset
 
 Split = Literal["train", "test"]
@@ -61,6 +66,8 @@ class ImageSource:
     ``name``: ``digits``, ``cifar10-jpg``, ``cifar10-torchvision`` or the folder path.
     ``description``: human-readable, names the copy (for reports). ``num_images``: images
     selected (before unreadable files are skipped). ``cache_size``: ``S`` of :meth:`cache`.
+    ``image_size``: side of :meth:`eval_cache`; ``official_eval``: whether evaluation uses the
+    official test transform (folders of images of any size) instead of :meth:`cache`.
     """
 
     name: str
@@ -74,10 +81,13 @@ class ImageSource:
     num_workers: int | None = None
     progress: bool = True
     scan: FolderScan | None = None
+    image_size: int = 224
+    official_eval: bool = False
     arrays: tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]] | None = field(
         default=None, repr=False
     )
     _cache: ImageCache | None = field(default=None, repr=False)
+    _eval_cache: ImageCache | None = field(default=None, repr=False)
 
     @property
     def has_labels(self) -> bool:
@@ -116,6 +126,29 @@ class ImageSource:
             else:  # pragma: no cover - load_images always sets one of them
                 raise ValueError(f"source {self.name!r} has neither arrays nor files")
         return self._cache
+
+    def eval_cache(self) -> ImageCache:
+        """The split as evaluation sees it, uint8 (N, 3, image_size, image_size) for folders.
+
+        Folders: each image through the official test transform (shorter side to
+        ``round(image_size * 256 / 224)``, centre crop ``image_size``), cached apart from the
+        training cache; other sources: :meth:`cache`. Built on first use, then memoised.
+        """
+        if not self.official_eval or self.scan is None:
+            return self.cache()
+        if self._eval_cache is None:
+            variant = "" if self.max_images is None else f"max_images={self.max_images}"
+            self._eval_cache = build_folder_cache(
+                self.scan,
+                self.cache_dir,
+                self.image_size,
+                description=self.description,
+                variant=variant,
+                num_workers=self.num_workers,
+                progress=self.progress,
+                policy=OFFICIAL_TEST,
+            )
+        return self._eval_cache
 
     def dataset(
         self,
@@ -291,6 +324,8 @@ def _image_folder(root: Path, request: _Request) -> ImageSource:
         num_images=len(scan),
         cache_size=request.cache_size or default_cache_size(request.image_size),
         scan=scan,
+        image_size=request.image_size,
+        official_eval=True,
     )
 
 

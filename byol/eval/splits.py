@@ -31,7 +31,7 @@ def load_labelled_splits(config: Config, source: str) -> tuple[ImageCache, Image
             max_images=config.data.max_images if split == "train" else None,
             num_workers=config.data.num_workers,
             progress=False,
-        ).cache()
+        ).eval_cache()
         for split in SPLITS
     )
     if not (train.has_labels and test.has_labels):

@@ -1,4 +1,5 @@
-"""Export the online encoder of a checkpoint as safetensors, torchvision, timm and ONNX files."""
+"""Export the online encoder of a checkpoint as safetensors, torchvision, timm and ONNX files,
+and as a Hugging Face-style folder for timm (:mod:`byol.export.hub`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from byol.atomic import atomic_folder, file_mode
+from byol.atomic import atomic_folder, file_mode, folder_mode
 from byol.checkpoint import checkpoint_file, model_from_checkpoint, read_checkpoint
+from byol.export.hub import HUB_FOLDER, write_hub_folder
 from byol.export.onnx_export import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, OnnxExport, export_onnx
 from byol.export.readme import (
     ENCODER_FILE,
@@ -37,6 +39,7 @@ _EXPORT_FILES = frozenset(
         ONNX_FILE + ".data",
         README_FILE,
         MANIFEST_FILE,
+        HUB_FOLDER,
     )
 )
 
@@ -45,7 +48,7 @@ _EXPORT_FILES = frozenset(
 class ExportResult:
     """What :func:`export_encoder` wrote.
 
-    ``files``: every file written, ``export.json`` last. ``source``: "torchvision", "timm" or
+    ``files``: every file written (``hf/...`` included), ``export.json`` last. ``source``: "torchvision", "timm" or
     "byol" (which decides whether ``encoder_torchvision.pt`` or ``encoder_timm.safetensors``
     exists). ``onnx_exporter``: "dynamo", "torchscript", or None when no ONNX was written;
     ``onnx_note``: why not, when it was skipped because the ``onnx`` package is missing.
@@ -87,8 +90,11 @@ def export_encoder(
     a state dict for ``torchvision.models.<name>()`` with ``fc = Identity`` and, for the CIFAR
     stem, its 3x3 ``conv1`` and no ``maxpool``), ``encoder_timm.safetensors`` (timm models:
     for ``timm.create_model(name, num_classes=0)``), ``encoder.onnx`` (``images`` (B, 3, S, S)
-    -> ``features`` (B, D)), ``README.md`` (how to load each) and ``export.json`` (backbone,
-    feature size, image size, normalisation, sha256 of every file).
+    -> ``features`` (B, D)), ``README.md`` (how to load each), ``hf/`` (timm backbones and
+    torchvision ResNets without the CIFAR stem: ``config.json``, ``model.safetensors`` and a
+    model card for ``timm.create_model("local-dir:OUT/hf", pretrained=True)``, see
+    :mod:`byol.export.hub`) and ``export.json`` (backbone, feature size, image size,
+    normalisation, sha256 of every file).
 
     The export is written into a temporary sibling folder and renamed into place as a whole:
     a failure (or a kill) leaves an earlier export in ``out_dir`` as it was, never a mix.
@@ -187,8 +193,10 @@ def _write_files(
         files.extend(onnx_export.files)
     files.append(folder / README_FILE)
     files[-1].write_text(readme_text(facts))
+    run_dir = source_file.parent.parent if source_file.parent.name == "checkpoints" else None
+    files.extend(write_hub_folder(folder / HUB_FOLDER, state, facts, checkpoint["config"], run_dir))
 
-    manifest = _manifest(facts, checkpoint, source_file, files)
+    manifest = _manifest(facts, checkpoint, source_file, folder, files)
     if onnx_export is not None:
         manifest["onnx"] = {
             "input": ONNX_INPUT_NAME,
@@ -202,7 +210,9 @@ def _write_files(
     mode = file_mode()
     for file in files:
         file.chmod(mode)
-    return [file.name for file in files], onnx_export
+    if (folder / HUB_FOLDER).is_dir():
+        (folder / HUB_FOLDER).chmod(folder_mode())
+    return [file.relative_to(folder).as_posix() for file in files], onnx_export
 
 
 def sha256_of(path: str | Path) -> str:
@@ -215,7 +225,11 @@ def sha256_of(path: str | Path) -> str:
 
 
 def _manifest(
-    facts: ExportFacts, checkpoint: dict[str, Any], source_file: Path, files: list[Path]
+    facts: ExportFacts,
+    checkpoint: dict[str, Any],
+    source_file: Path,
+    folder: Path,
+    files: list[Path],
 ) -> dict[str, Any]:
     from byol import __version__
 
@@ -240,7 +254,11 @@ def _manifest(
             "epoch": _int_or_none(checkpoint.get("epoch")),
         },
         "files": {
-            file.name: {"sha256": sha256_of(file), "bytes": file.stat().st_size} for file in files
+            file.relative_to(folder).as_posix(): {
+                "sha256": sha256_of(file),
+                "bytes": file.stat().st_size,
+            }
+            for file in files
         },
         "byol_version": __version__,
         "torch_version": torch.__version__,

@@ -46,17 +46,17 @@ def build(root: Path, cache_dir: Path, counter: Counter, size: int = 6) -> Image
     )
 
 
-def test_non_square_images_are_resized_and_centre_cropped(tmp_path: Path) -> None:
+def test_non_square_images_are_resized_whole(tmp_path: Path) -> None:
     three_stripes(tmp_path / "img" / "wide.png", 90, 30)
     solid(tmp_path / "img" / "tall.png", (7, 8, 9), size=(10, 40))
     cache = build(tmp_path / "img", tmp_path / "cache", Counter())
     assert cache.images.shape == (2, 3, 6, 6) and cache.images.dtype == torch.uint8
     assert cache.labels.tolist() == [-1, -1]
     assert cache.images[0].permute(1, 2, 0).reshape(-1, 3).unique(dim=0).tolist() == [[7, 8, 9]]
-    # The centre square of the 90x30 image is exactly the green stripe.
-    assert cache.images[1, :, :, 1:-1].permute(1, 2, 0).reshape(-1, 3).unique(dim=0).tolist() == [
-        [0, 255, 0]
-    ]
+    # The whole 90x30 image is kept: red, green and blue thirds, two columns each (the
+    # bicubic kernel blends neighbouring stripes a little, so compare the dominant channel).
+    dominant = cache.images[1].argmax(dim=0)  # (6, 6) channel index
+    assert dominant.unique(dim=0).tolist() == [[0, 0, 1, 1, 2, 2]]
 
 
 def test_second_call_reuses_the_file_and_a_change_rebuilds(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from byol.data.cache import build_folder_cache
 from byol.data.folder import (
     ImageFolderDataset,
     SkippedImagesWarning,
-    fit_square,
     open_rgb,
     scan_folder,
 )
+from byol.data.resize import whole_image_square
 
 from .images import noise_jpeg, solid
 
@@ -97,7 +97,9 @@ def test_cache_skips_every_bad_file_and_keeps_order(tmp_path: Path) -> None:
     assert cache.images.shape == (3, 3, 8, 8)
     # Rows were compacted over the gaps left by bad files.
     for row, path in zip(cache.images, good, strict=True):
-        expected = np.asarray(fit_square(open_rgb(path, draft_size=8), 8)).transpose(2, 0, 1)
+        expected = np.asarray(whole_image_square(open_rgb(path, draft_size=8), 8)).transpose(
+            2, 0, 1
+        )
         np.testing.assert_array_equal(row.numpy(), expected)
     # A reused cache reports the same skipped files.
     with pytest.warns(SkippedImagesWarning):

@@ -1,7 +1,9 @@
-"""A labelled folder of colour-coded classes and tiny checkpoints, for the downstream tests."""
+"""Downstream fixtures: a labelled folder of colour-coded classes, tiny checkpoints, and a
+trained torchvision ResNet-18 at 64 px with its export folder."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,10 @@ from PIL import Image
 from byol.checkpoint import save_checkpoint
 from byol.config import Config
 from byol.config_io import to_dict
-from byol.model import build_model
+from byol.export import export_encoder
+from byol.model import BYOL, build_model
+
+from .helpers import make_run, write_run_figures
 
 # Each class is one dominant colour under heavy noise: easy, but not by a single pixel.
 COLOURS = ((200, 40, 40), (40, 200, 40), (40, 40, 200))
@@ -59,3 +64,19 @@ def colour_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="package")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_run(tmp_path_factory.mktemp("checkpoint"))
+
+
+@dataclass(frozen=True)
+class Resnet18Run:
+    model: BYOL
+    run_dir: Path
+    export_dir: Path
+
+
+@pytest.fixture(scope="session")
+def resnet18_run(tmp_path_factory: pytest.TempPathFactory) -> Resnet18Run:
+    root = tmp_path_factory.mktemp("resnet18")
+    model = make_run(root / "run", "resnet18", 64)
+    write_run_figures(root / "run")
+    export_encoder(root / "run", root / "export", onnx=False)
+    return Resnet18Run(model, root / "run", root / "export")
