@@ -3,16 +3,15 @@
 The same preparation serves ``byol eval knn``, ``byol eval linear`` and ``byol finetune``, so
 their figures for one data set and image size ``S`` see the same test pixels:
 
-* folders: each image is decoded once into the uint8 cache with its shorter side resized to
-  ``C = ceil(S * 256 / 224)`` and centre-cropped to ``C x C`` (the cache of ``byol train``);
-  evaluation then takes the centre ``S x S`` crop, the test transform of the official linear
-  evaluation (:func:`byol.eval.linear.linear_eval_transforms`; 256 -> 224 at ``S = 224``);
+* folders: evaluation sees each image through the official test transform (shorter side
+  resized to ``round(S * 256 / 224)``, then the centre ``S x S``;
+  :data:`byol.data.resize.OFFICIAL_TEST`), test images and the frozen features of the
+  training images alike; fine-tuning and the official linear protocol take random crops of
+  the whole image, cached at ``C = ceil(S * 256 / 224)`` (the cache of ``byol train``);
 * the built-in 32 px data sets (``digits``, ``cifar10``), already tightly framed: the whole
   image, resized to ``S x S`` (bicubic, antialiased) when ``S != 32``.
 
-:attr:`LabelledSplits.resize_policy` says which, in words, for the JSON results. Training
-images for fine-tuning and the official linear protocol are random crops of the whole cached
-image instead (:mod:`byol.downstream.finetune`).
+:attr:`LabelledSplits.policy` says which, in words, for the JSON results.
 """
 
 from __future__ import annotations
@@ -28,7 +27,8 @@ from byol.config import Config
 from byol.data.cache import ImageCache
 from byol.data.label_subset import check_subset_request, label_subset
 from byol.data.registry import NAMED_SOURCES
-from byol.eval.splits import load_labelled_splits
+from byol.data.resize import eval_resize_size
+from byol.eval.splits import check_labelled, labelled_sources
 
 # Side of the built-in data sets' cache (digits are upsampled to it from 8x8).
 NAMED_SOURCE_SIDE = 32
@@ -38,9 +38,9 @@ NAMED_SOURCE_SIDE = 32
 class ResizePolicy:
     """How test images reach ``image_size``: cache side, then an optional centre crop.
 
-    ``cache_size``: side C of the uint8 cache. ``crop_size``: side of the centre crop taken
-    from it, None for the whole image. The evaluation batches resize the result to
-    ``image_size`` when its side differs.
+    ``cache_size``: side C of the training cache. ``crop_size``: the official test transform's
+    centre crop (``image_size``), None for the whole image, which the evaluation batches
+    resize to ``image_size`` when its side differs.
     """
 
     image_size: int
@@ -54,8 +54,7 @@ class ResizePolicy:
         if self.crop_size is None:
             resized = "" if self.cache_size == size else f", resized to {size}x{size}"
             return f"whole image ({self.cache_size}x{self.cache_size}{resized}, bicubic)"
-        text = f"resize shorter side to {self.cache_size}, centre crop {self.crop_size}"
-        return text if self.crop_size == size else f"{text}, resized to {size}x{size}"
+        return f"resize shorter side to {eval_resize_size(size)}, centre crop {size} (bicubic)"
 
 
 def resize_policy(source: str, image_size: int, cache_size: int | None = None) -> ResizePolicy:
@@ -65,29 +64,22 @@ def resize_policy(source: str, image_size: int, cache_size: int | None = None) -
     if source.strip().lower() in NAMED_SOURCES:
         return ResizePolicy(image_size, cache_size or NAMED_SOURCE_SIDE, None)
     cache = cache_size or math.ceil(image_size * 256 / 224)
-    return ResizePolicy(image_size, cache, min(image_size, cache))
-
-
-def centre_crop(cache: ImageCache, side: int | None) -> ImageCache:
-    """``cache`` with its images cropped to their centre ``side x side`` (a copy; as is when
-    ``side`` is None or the images' side already)."""
-    if side is None or side == cache.size:
-        return cache
-    top = (cache.size - side) // 2
-    images = cache.images[..., top : top + side, top : top + side].contiguous()
-    return dataclasses.replace(cache, images=images)
+    return ResizePolicy(image_size, cache, image_size)
 
 
 @dataclass(frozen=True)
 class LabelledSplits:
     """Train and test split as uint8 caches prepared by :func:`prepare_splits`.
 
-    ``train`` is the (possibly label-reduced) training split at the cache side, ``test`` the
-    whole test split after the policy's crop; ``train_full_size`` counts the training images
-    before the label subset; ``subset`` describes the subset (None when all labels are used).
+    ``train`` is the (possibly label-reduced) training split as training caches it (the whole
+    image, for random crops), ``train_features`` the same images as evaluation sees them,
+    ``test`` the whole test split as evaluation sees it; ``train_full_size`` counts the
+    training images before the label subset; ``subset`` describes the subset (None when all
+    labels are used).
     """
 
     train: ImageCache
+    train_features: ImageCache
     test: ImageCache
     policy: ResizePolicy
     train_full_size: int
@@ -104,9 +96,9 @@ class LabelledSplits:
         }
 
     def train_for_features(self) -> ImageCache:
-        """The training split as the test split is prepared (the policy's centre crop), for
-        frozen features: a k-NN bank, the fast linear probe."""
-        return centre_crop(self.train, self.policy.crop_size)
+        """The training split as the test split is prepared, for frozen features: a k-NN
+        bank, the fast linear probe."""
+        return self.train_features
 
 
 def prepare_splits(
@@ -132,7 +124,13 @@ def prepare_splits(
         check_subset_request(label_fraction, labels_per_class)
     config.augment.image_size = size
     config.data.cache_size = policy.cache_size
-    train, test = load_labelled_splits(config, source)
+    train_source, test_source = labelled_sources(config, source)
+    train, train_features, test = (
+        train_source.cache(),
+        train_source.eval_cache(),
+        test_source.eval_cache(),
+    )
+    check_labelled(source, train, test)
     if train.classes != test.classes:
         raise ValueError(
             f"{source}: the train split has classes {train.classes} but the test split "
@@ -144,13 +142,13 @@ def prepare_splits(
         keep = label_subset(
             train.labels.tolist(), fraction=label_fraction, per_class=labels_per_class, seed=seed
         )
-        train = select(train, keep)
+        train, train_features = select(train, keep), select(train_features, keep)
         subset = {"train_images": len(keep), "train_images_available": full_size, "seed": seed}
         if label_fraction is not None:
             subset["label_fraction"] = label_fraction
         else:
             subset["labels_per_class"] = labels_per_class or 0
-    return LabelledSplits(train, centre_crop(test, policy.crop_size), policy, full_size, subset)
+    return LabelledSplits(train, train_features, test, policy, full_size, subset)
 
 
 def select(cache: ImageCache, indices: list[int]) -> ImageCache:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from byol.eval.splits import load_labelled_splits
 from PIL import Image
 from torchvision import transforms
 
 from byol.augment import BatchedTwoViews
 from byol.config import AugmentConfig, Config, ViewConfig
 from byol.data.registry import load_images
+from byol.eval.splits import load_labelled_splits
 
 EDGE = (255, 0, 255)  # magenta: the outer eighth on the left and the right
 

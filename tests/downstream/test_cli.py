@@ -38,7 +38,7 @@ def test_finetune_prints_and_saves_its_result_with_the_labels_used(
     assert record["train_images"] == 3 * TRAIN_PER_CLASS // 2
     assert record["test_images"] == 3 * TEST_PER_CLASS
     assert record["label_subset"]["label_fraction"] == 0.5  # type: ignore[index]
-    assert record["resize_policy"] == "resize shorter side to 23, centre crop 20"
+    assert record["resize_policy"] == "resize shorter side to 23, centre crop 20 (bicubic)"
     assert record["recipe"]["weight_decay"] == 5e-4  # type: ignore[index]
     used = (out / "labels_used.txt").read_text().splitlines()
     assert len(used) == record["train_images"] and len(set(used)) == len(used)
@@ -72,12 +72,12 @@ def test_eval_linear_and_knn_with_few_labels_at_another_size(
     assert main(["eval", "linear", *common, *few]) == 0
     linear = _json_line(capsys.readouterr().out)
     assert linear["train_images"] == 6 and linear["image_size"] == 24
-    assert linear["resize_policy"] == "resize shorter side to 28, centre crop 24"
+    assert linear["resize_policy"] == "resize shorter side to 27, centre crop 24 (bicubic)"
     assert linear["labels_used"] == str(out.parent / "labels_used.txt")
     assert len((out.parent / "labels_used.txt").read_text().splitlines()) == 6
     assert main(["eval", "knn", *common, "--k", "3", "--image-size", "12"]) == 0
     knn = _json_line(capsys.readouterr().out)
-    assert knn["resize_policy"] == "resize shorter side to 14, centre crop 12"
+    assert knn["resize_policy"] == "resize shorter side to 14, centre crop 12 (bicubic)"
     assert knn["train_images"] == 3 * TRAIN_PER_CLASS
 
 

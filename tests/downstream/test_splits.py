@@ -3,11 +3,9 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from byol.config import Config
-from byol.data.cache import ImageCache
-from byol.downstream.splits import centre_crop, prepare_splits, resize_policy, write_labels_used
+from byol.downstream.splits import prepare_splits, resize_policy, write_labels_used
 
 from .conftest import TEST_PER_CLASS, TRAIN_PER_CLASS
 
@@ -15,28 +13,19 @@ from .conftest import TEST_PER_CLASS, TRAIN_PER_CLASS
 def test_policy_for_folders_and_built_in_data() -> None:
     assert (
         resize_policy("/data/pets", 224).description
-        == "resize shorter side to 256, centre crop 224"
+        == "resize shorter side to 256, centre crop 224 (bicubic)"
     )
     assert resize_policy("/data/pets", 96).cache_size == 110
     assert resize_policy("cifar10", 32).description == "whole image (32x32, bicubic)"
     assert (
         resize_policy("digits", 64).description == "whole image (32x32, resized to 64x64, bicubic)"
     )
-    # A cache smaller than the image size (data.cache_size) is cropped whole, then resized.
-    assert resize_policy("/data/pets", 224, cache_size=128).description == (
-        "resize shorter side to 128, centre crop 128, resized to 224x224"
-    )
+    # data.cache_size sets the training cache only: evaluation stays the official transform.
+    policy = resize_policy("/data/pets", 224, cache_size=128)
+    assert policy.cache_size == 128
+    assert policy.description == "resize shorter side to 256, centre crop 224 (bicubic)"
     with pytest.raises(ValueError, match="--image-size 0"):
         resize_policy("cifar10", 0)
-
-
-def test_centre_crop_takes_the_middle() -> None:
-    images = torch.arange(5 * 5, dtype=torch.uint8).view(1, 1, 5, 5).expand(1, 3, 5, 5)
-    cache = ImageCache(images, torch.zeros(1, dtype=torch.int64), ["a"], ["x"], "test")
-    cropped = centre_crop(cache, 3)
-    assert cropped.images.shape == (1, 3, 3, 3)
-    assert cropped.images[0, 0].tolist() == [[6, 7, 8], [11, 12, 13], [16, 17, 18]]
-    assert centre_crop(cache, None) is cache
 
 
 def _config(folder: Path) -> Config:
