@@ -6,7 +6,8 @@ One short BYOL pre-training (``byol train``), then for every label fraction ``by
 without ``--from-scratch``, all through the command line a user would run. Writes every JSON
 record to ``OUT/records.jsonl`` and the table to ``OUT/table.md``.
 
-    python -m benchmarks.downstream.labels --out /tmp/labels --pretrain-epochs 10
+    python -m benchmarks.downstream.labels --out /tmp/labels --pretrain-epochs 10 \
+        --pretrain-images 10000 --finetune-epochs 3 --few-label-epochs 15
     python -m benchmarks.downstream.labels --out /tmp/labels --checkpoint runs/my-run  # no pre-training
 """
 
@@ -54,6 +55,11 @@ def pretrain(arguments: argparse.Namespace) -> Path:
         "--monitor.knn_every_epochs",
         str(arguments.pretrain_epochs),
         "--no-progress",
+        *(
+            ["--data.max_images", str(arguments.pretrain_images)]
+            if arguments.pretrain_images
+            else []
+        ),
     ]
     if byol(["train", *flags]) != 0:
         raise SystemExit("the pre-training failed")
@@ -111,6 +117,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="evaluate this run folder instead of pre-training")
     parser.add_argument("--backbone", default="small_resnet18_w16")
     parser.add_argument("--pretrain-epochs", type=int, default=10)
+    parser.add_argument(
+        "--pretrain-images", type=int, help="pre-train on a class-balanced subset of this size"
+    )
     parser.add_argument("--finetune-epochs", type=int, default=10, help="with all the labels")
     parser.add_argument("--few-label-epochs", type=int, default=30, help="with 10%% and 1%%")
     arguments = parser.parse_args()

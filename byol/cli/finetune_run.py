@@ -56,6 +56,9 @@ def run_finetune(arguments: argparse.Namespace) -> int:
     checkpoint = checkpoint_file(arguments.checkpoint)
     encoder, config = starting_encoder(checkpoint, settings)
     source = arguments.data or config.data.val_source or config.data.source
+    # The labelled split is the data's whole train split (the pre-training's data.max_images
+    # does not apply); --label-fraction / --labels-per-class reduce it.
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, max_images=None))
     splits = prepare_splits(
         config,
         source,
