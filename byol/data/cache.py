@@ -282,14 +282,7 @@ def build_folder_cache(
     check_cache_size(size)
     check_policy(policy)
     description = description or scan.root
-    base = Path(cache_dir).expanduser() / "uint8"
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(
-            f"cache_dir {str(cache_dir)!r} is not writable ({error.strerror}); "
-            f"set data.cache_dir to a writable folder"
-        ) from error
+    base = _cache_base(cache_dir)
     folder = base / f"{_slug(scan.root)}-{cache_key(scan.root, size, variant, policy)}"
     fingerprint = folder_fingerprint(scan, size, policy)
     cached = _load_cache(folder, scan, fingerprint)
@@ -304,27 +297,6 @@ def build_folder_cache(
     temp = Path(tempfile.mkdtemp(prefix=temporary_prefix(folder), dir=base))
     temp.chmod(folder_mode())  # mkdtemp makes it private; other users of the cache may read it
     try:
-        images_path = temp / "images.u8"
-        shape = (len(scan), 3, size, size)
-        images = np.memmap(images_path, dtype=np.uint8, mode="w+", shape=shape)
-        reasons = _decode_all(scan, size, policy, images, workers, progress, description)
-        keep = [i for i, r in enumerate(reasons) if r is None]
-        skipped = [(scan.paths[i], r) for i, r in enumerate(reasons) if r is not None]
-        if not keep:
-            path, reason = skipped[0]
-            raise ValueError(
-                f"none of the {len(scan)} image files in {scan.root!r} can be read "
-                f"(e.g. {path}: {reason}); check the files or point the source elsewhere"
-            )
-        if skipped:
-            # Compact in place: destination rows never run ahead of source rows.
-            for target, source in enumerate(keep):
-                if target != source:
-                    images[target] = images[source]
-        images.flush()
-        del images
-        with open(images_path, "r+b") as handle:
-            handle.truncate(len(keep) * 3 * size * size)
         meta = {
             "version": CACHE_FORMAT_VERSION,
             "fingerprint": fingerprint,
@@ -332,15 +304,8 @@ def build_folder_cache(
             "root": scan.root,
             "size": size,
             "resize_policy": policy,
-            "count": len(keep),
-            "classes": list(scan.classes),
-            "labels": [scan.labels[i] for i in keep],
-            "paths": [_relative(scan.paths[i], scan.root) for i in keep],
-            "skipped": [[_relative(p, scan.root), r] for p, r in skipped],
         }
-        (temp / "meta.json").write_text(json.dumps(meta))  # json escapes odd names: ASCII
-        for file in (images_path, temp / "meta.json"):
-            file.chmod(file_mode())
+        _write_cache_files(temp, scan, meta, workers, progress)
         _swap_into_place(temp, folder)
     finally:
         if temp.exists():
@@ -354,6 +319,59 @@ def build_folder_cache(
     result.reused = False
     warn_skipped(result.skipped, len(result) + len(result.skipped), description)
     return result
+
+
+def _cache_base(cache_dir: str | os.PathLike[str]) -> Path:
+    """``<cache_dir>/uint8``, created; a ``ValueError`` naming the fix when it cannot be."""
+    base = Path(cache_dir).expanduser() / "uint8"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"cache_dir {str(cache_dir)!r} is not writable ({error.strerror}); "
+            f"set data.cache_dir to a writable folder"
+        ) from error
+    return base
+
+
+def _write_cache_files(
+    temp: Path, scan: FolderScan, meta: dict[str, Any], workers: int, progress: bool
+) -> None:
+    """Decode every image of ``scan`` into ``temp/images.u8`` (rows of the unreadable ones
+    dropped) and write ``temp/meta.json`` (``meta`` plus counts, labels, paths, skipped)."""
+    size, policy, description = meta["size"], meta["resize_policy"], meta["description"]
+    images_path = temp / "images.u8"
+    shape = (len(scan), 3, size, size)
+    images = np.memmap(images_path, dtype=np.uint8, mode="w+", shape=shape)
+    reasons = _decode_all(scan, size, policy, images, workers, progress, description)
+    keep = [i for i, r in enumerate(reasons) if r is None]
+    skipped = [(scan.paths[i], r) for i, r in enumerate(reasons) if r is not None]
+    if not keep:
+        path, reason = skipped[0]
+        raise ValueError(
+            f"none of the {len(scan)} image files in {scan.root!r} can be read "
+            f"(e.g. {path}: {reason}); check the files or point the source elsewhere"
+        )
+    if skipped:
+        # Compact in place: destination rows never run ahead of source rows.
+        for target, source in enumerate(keep):
+            if target != source:
+                images[target] = images[source]
+    images.flush()
+    del images
+    with open(images_path, "r+b") as handle:
+        handle.truncate(len(keep) * 3 * size * size)
+    meta = {
+        **meta,
+        "count": len(keep),
+        "classes": list(scan.classes),
+        "labels": [scan.labels[i] for i in keep],
+        "paths": [_relative(scan.paths[i], scan.root) for i in keep],
+        "skipped": [[_relative(p, scan.root), r] for p, r in skipped],
+    }
+    (temp / "meta.json").write_text(json.dumps(meta))  # json escapes odd names: ASCII
+    for file in (images_path, temp / "meta.json"):
+        file.chmod(file_mode())
 
 
 def _swap_into_place(temp: Path, folder: Path) -> None:

@@ -251,6 +251,32 @@ def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _check_retrieval_shapes(
+    queries: np.ndarray,
+    neighbours: np.ndarray,
+    q_labels: np.ndarray | None,
+    n_labels: np.ndarray | None,
+) -> None:
+    """Raise ``ValueError`` naming the shape that does not fit :func:`retrieval_grid_html`."""
+    if queries.ndim != 4 or queries.shape[1] not in (1, 3):
+        raise ValueError(f"query_images must be (Q, C, H, W) with C 1 or 3; got {queries.shape}")
+    if neighbours.ndim != 5 or neighbours.shape[0] != queries.shape[0]:
+        raise ValueError(
+            f"neighbour_images must be (Q, K, C, H, W) with Q={queries.shape[0]}; got "
+            f"{neighbours.shape}"
+        )
+    if neighbours.shape[2] not in (1, 3):
+        raise ValueError(f"neighbour images must have 1 or 3 channels; got {neighbours.shape[2]}")
+    if q_labels is not None and q_labels.shape != (queries.shape[0],):
+        raise ValueError(
+            f"query_labels must have shape ({queries.shape[0]},); got {q_labels.shape}"
+        )
+    if n_labels is not None and n_labels.shape != neighbours.shape[:2]:
+        raise ValueError(
+            f"neighbour_labels must have shape {neighbours.shape[:2]}; got {n_labels.shape}"
+        )
+
+
 def retrieval_grid_html(
     query_images: Tensor | np.ndarray,
     neighbour_images: Tensor | np.ndarray,
@@ -282,25 +308,9 @@ def retrieval_grid_html(
     """
     queries = _as_uint8_array(query_images, "query_images")
     neighbours = _as_uint8_array(neighbour_images, "neighbour_images")
-    if queries.ndim != 4 or queries.shape[1] not in (1, 3):
-        raise ValueError(f"query_images must be (Q, C, H, W) with C 1 or 3; got {queries.shape}")
-    if neighbours.ndim != 5 or neighbours.shape[0] != queries.shape[0]:
-        raise ValueError(
-            f"neighbour_images must be (Q, K, C, H, W) with Q={queries.shape[0]}; got "
-            f"{neighbours.shape}"
-        )
-    if neighbours.shape[2] not in (1, 3):
-        raise ValueError(f"neighbour images must have 1 or 3 channels; got {neighbours.shape[2]}")
     q_labels = None if query_labels is None else np.asarray(query_labels).reshape(-1)
     n_labels = None if neighbour_labels is None else np.asarray(neighbour_labels)
-    if q_labels is not None and q_labels.shape != (queries.shape[0],):
-        raise ValueError(
-            f"query_labels must have shape ({queries.shape[0]},); got {q_labels.shape}"
-        )
-    if n_labels is not None and n_labels.shape != neighbours.shape[:2]:
-        raise ValueError(
-            f"neighbour_labels must have shape {neighbours.shape[:2]}; got {n_labels.shape}"
-        )
+    _check_retrieval_shapes(queries, neighbours, q_labels, n_labels)
 
     def name(label: object) -> str:
         index = int(label)  # type: ignore[call-overload]
@@ -412,29 +422,7 @@ def write_report(
     body.append("<h2>Training curves</h2>")
     if not metrics:
         body.append(f"<p>No metrics found in {html.escape(str(metrics_path))}.</p>")
-    figures = []
-    plotted: set[str] = set()
-    for plot_id, plot_title, columns in KNOWN_PLOTS:
-        curves = [metrics[c] for c in columns if c in metrics]
-        plotted.update(columns)
-        if not curves:
-            continue
-        reference = None
-        if plot_id == "projection_std" and projection_dim:
-            reference = (f"1/sqrt({projection_dim})", 1 / math.sqrt(projection_dim))
-        if plot_id == "knn" and "raw_pixels" in baselines:
-            reference = ("raw pixels", baselines["raw_pixels"]["top1"])
-        figures.append((plot_id, columns, svg_line_plot(plot_title, curves, reference=reference)))
-    for name, curve in metrics.items():
-        if name not in plotted:
-            figures.append((name, (name,), svg_line_plot(name, [curve])))
-    body.append('<div class="plots">')
-    for plot_id, columns, svg in figures:
-        body.append(
-            f'<figure class="plot" id="plot-{html.escape(plot_id)}" '
-            f'data-columns="{html.escape(" ".join(columns))}">{svg}</figure>'
-        )
-    body.append("</div>")
+    body.append(_plots_html(metrics, baselines, projection_dim))
 
     body.append('<h2>Nearest-neighbour retrievals</h2><div id="retrieval">')
     retrieval_path = run_dir / "retrieval.npz"
@@ -455,6 +443,39 @@ def write_report(
     )
     path = Path(output) if output is not None else run_dir / "report.html"
     return write_text(path, page)  # atomically: a reader never sees half a page
+
+
+def _plots_html(
+    metrics: dict[str, Series],
+    baselines: dict[str, dict[str, float]],
+    projection_dim: int | None,
+) -> str:
+    """Every metric as a plot: the known groups first (with their reference lines: the spread
+    1/sqrt(D) of projections, the raw pixels' k-NN), then each other column on its own."""
+    figures = []
+    plotted: set[str] = set()
+    for plot_id, plot_title, columns in KNOWN_PLOTS:
+        curves = [metrics[c] for c in columns if c in metrics]
+        plotted.update(columns)
+        if not curves:
+            continue
+        reference = None
+        if plot_id == "projection_std" and projection_dim:
+            reference = (f"1/sqrt({projection_dim})", 1 / math.sqrt(projection_dim))
+        if plot_id == "knn" and "raw_pixels" in baselines:
+            reference = ("raw pixels", baselines["raw_pixels"]["top1"])
+        figures.append((plot_id, columns, svg_line_plot(plot_title, curves, reference=reference)))
+    for name, curve in metrics.items():
+        if name not in plotted:
+            figures.append((name, (name,), svg_line_plot(name, [curve])))
+    parts = ['<div class="plots">']
+    for plot_id, columns, svg in figures:
+        parts.append(
+            f'<figure class="plot" id="plot-{html.escape(plot_id)}" '
+            f'data-columns="{html.escape(" ".join(columns))}">{svg}</figure>'
+        )
+    parts.append("</div>")
+    return "\n".join(parts)
 
 
 def read_baselines(path: Path) -> dict[str, dict[str, float]]:
