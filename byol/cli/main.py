@@ -94,6 +94,16 @@ def package_version() -> str:
         return byol.__version__
 
 
+def add_split_argument(parser: argparse.ArgumentParser) -> None:
+    """``--split``: which split of a named data set or a folder with train/ and test/."""
+    parser.add_argument(
+        "--split",
+        choices=("train", "test"),
+        default="train",
+        help="split of a named data set, or sub-folder of a folder with train/ and test/",
+    )
+
+
 def build_parser(train_preset: PresetChoice | None = None) -> argparse.ArgumentParser:
     """The ``byol`` parser; ``train --help`` shows the values of ``train_preset``."""
     parser = _Parser(prog="byol", description="BYOL self-supervised pre-training.")
@@ -194,7 +204,7 @@ def _add_embed_export_report(sub: Any) -> None:
         help="output .npy file (image paths go beside it in .paths.txt, unreadable files in "
         ".skipped.txt)",
     )
-    embed.add_argument("--split", choices=("train", "test"), default="train")
+    add_split_argument(embed)
     embed.add_argument(
         "--batch-size", type=int, default=MonitorConfig().eval_batch_size, help="images per batch"
     )
@@ -233,7 +243,7 @@ def _add_shard(sub: Any) -> None:
         default=ShardConfig().images_per_shard,
         help="images per tar",
     )
-    shard.add_argument("--split", choices=("train", "test"), default="train")
+    add_split_argument(shard)
     shard.add_argument("--max-images", type=int, help="class-balanced subset")
     shard.add_argument(
         "--cache-dir", default=DataConfig().cache_dir, help="where named datasets are unpacked"
