@@ -24,6 +24,8 @@ from byol.augment import (
 from byol.augment.batched import BRIGHTNESS, CONTRAST, HUE, SATURATION
 from byol.config import AugmentConfig, ViewConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 BICUBIC = TF.InterpolationMode.BICUBIC
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

@@ -8,6 +8,8 @@ from torchvision.transforms.v2 import functional as TF
 
 from byol.augment import color
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _images(batch: int = 6, height: int = 17, width: int = 23, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)

@@ -15,6 +15,8 @@ from byol.augment import (
 )
 from byol.config import AugmentConfig, ViewConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 MEAN = (0.5, 0.4, 0.3)
 STD = (0.2, 0.25, 0.3)
 

@@ -8,6 +8,8 @@ from torchvision.transforms.v2 import functional as TF
 
 from byol.augment.resample import resampling_matrix, resized_crop
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 BICUBIC = TF.InterpolationMode.BICUBIC
 
 

@@ -9,53 +9,63 @@ import torch
 
 from byol.cli.main import main
 from byol.train.engine import train
-
-from ..train.helpers import tiny_config
+from tests.helpers import last_json_line, noise_jpeg, tiny_train_config
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = tiny_config(tmp_path_factory.mktemp("cli"))
+def one_epoch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of ``tiny_train_config`` trained for one epoch, shared by this module's tests."""
+    config = tiny_train_config(tmp_path_factory.mktemp("cli"))
     config.train.epochs = 1
     return train(config, progress=False).run_dir
 
 
-def _json_line(text: str) -> dict[str, object]:
-    return json.loads(text.strip().splitlines()[-1])
-
-
-def test_eval_knn_and_linear(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["eval", "knn", "--checkpoint", str(run_dir), "--data", "digits", "--k", "20"]) == 0
-    knn = _json_line(capsys.readouterr().out)
+def test_eval_knn_and_linear(one_epoch_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["eval", "knn", "--checkpoint", str(one_epoch_run), "--data", "digits", "--k", "20"])
+        == 0
+    )
+    knn = last_json_line(capsys.readouterr().out)
     assert 0.1 < float(knn["top1"]) <= 1.0  # type: ignore[arg-type]
     # The raw-pixel and random-encoder baselines come with the figure.
     baselines = knn["baselines"]
     assert set(baselines) == {"raw_pixels", "random_encoder"}  # type: ignore[arg-type]
     assert float(baselines["raw_pixels"]["top1"]) > 0.9  # type: ignore[index]
-    out = run_dir / "probe.safetensors"
-    assert main(["eval", "linear", "--checkpoint", str(run_dir), "--out", str(out)]) == 0
-    linear = _json_line(capsys.readouterr().out)
+    out = one_epoch_run / "probe.safetensors"
+    assert main(["eval", "linear", "--checkpoint", str(one_epoch_run), "--out", str(out)]) == 0
+    linear = last_json_line(capsys.readouterr().out)
     assert float(linear["top1"]) > 0.5 and out.is_file()  # type: ignore[arg-type]
     assert float(linear["raw_pixels"]["top1"]) > 0.9  # type: ignore[index]
 
 
-def test_eval_linear_official_protocol(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["eval", "linear", "--checkpoint", str(run_dir), "--data", "digits"]
+def test_eval_linear_official_protocol(
+    one_epoch_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["eval", "linear", "--checkpoint", str(one_epoch_run), "--data", "digits"]
     flags = ["--protocol", "official", "--epochs", "1", "--max-images", "64", "--batch-size", "32"]
     assert main([*args, *flags, "--no-baselines"]) == 0
     captured = capsys.readouterr()
-    record = _json_line(captured.out)
+    record = last_json_line(captured.out)
     assert record["protocol"] == "official" and "raw_pixels" not in record
     assert 0.0 < float(record["top1"]) <= float(record["top5"]) <= 1.0  # type: ignore[arg-type]
     # One epoch, as asked (the progress bar counts them), then the test split.
     assert "linear eval 1/1" in captured.err and "linear eval 1/80" not in captured.err
 
 
-def test_embed_writes_features_and_paths(run_dir: Path, tmp_path: Path) -> None:
+def test_embed_writes_features_and_paths(one_epoch_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "features.npy"
     assert (
         main(
-            ["embed", "digits", "--checkpoint", str(run_dir), "--out", str(out), "--split", "test"]
+            [
+                "embed",
+                "digits",
+                "--checkpoint",
+                str(one_epoch_run),
+                "--out",
+                str(out),
+                "--split",
+                "test",
+            ]
         )
         == 0
     )
@@ -64,17 +74,26 @@ def test_embed_writes_features_and_paths(run_dir: Path, tmp_path: Path) -> None:
     assert len(out.with_suffix(".paths.txt").read_text().splitlines()) == 450
 
 
-def test_export_and_report(run_dir: Path, tmp_path: Path) -> None:
+def test_export_and_report(one_epoch_run: Path, tmp_path: Path) -> None:
     assert (
-        main(["export", "--checkpoint", str(run_dir), "--out", str(tmp_path / "x"), "--no-onnx"])
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(one_epoch_run),
+                "--out",
+                str(tmp_path / "x"),
+                "--no-onnx",
+            ]
+        )
         == 0
     )
     from safetensors.torch import load_file
 
     weights = load_file(tmp_path / "x" / "encoder.safetensors")
     assert all(torch.isfinite(t).all() for t in weights.values())
-    assert main(["report", str(run_dir)]) == 0
-    assert (run_dir / "report.html").stat().st_size > 1000
+    assert main(["report", str(one_epoch_run)]) == 0
+    assert (one_epoch_run / "report.html").stat().st_size > 1000
 
 
 def test_quickstart_main_job_prints_trained_pixels_and_random_knn(
@@ -111,17 +130,15 @@ def test_quickstart_main_job_prints_trained_pixels_and_random_knn(
 
 
 def test_embed_lists_unreadable_images_next_to_its_output(
-    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    one_epoch_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ..data.images import noise_jpeg
-
     folder = tmp_path / "images"
     for index in range(4):
         noise_jpeg(folder / "a" / f"{index}.jpg", side=20, seed=index)
     broken = folder / "a" / "broken.jpg"
     broken.write_bytes(b"not an image")
     out = tmp_path / "features.npy"
-    assert main(["embed", str(folder), "--checkpoint", str(run_dir), "--out", str(out)]) == 0
+    assert main(["embed", str(folder), "--checkpoint", str(one_epoch_run), "--out", str(out)]) == 0
     listed = out.with_suffix(".skipped.txt").read_text().splitlines()
     assert len(listed) == 1 and listed[0].split("\t")[0].endswith("broken.jpg")
     assert np.load(out).shape[0] == 4

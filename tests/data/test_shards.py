@@ -17,8 +17,7 @@ from byol.data.registry import load_images
 from byol.data.shards import ShardSet, ShardStream, read_shard, read_shard_set
 from byol.train.engine import train
 from byol.train.views import _SeededTwoViews, batch_seed
-
-from ..train.helpers import tiny_config
+from tests.helpers import tiny_train_config
 
 IMAGES, PER_SHARD, WORLD, WORKERS, LOCAL_BATCH = 64, 8, 2, 2, 8
 
@@ -115,7 +114,7 @@ def test_training_runs_from_a_shard_folder(tmp_path: Path) -> None:
     assert (
         main(["shard", "digits", "--out", str(shards), *sizes, "--cache-dir", str(tmp_path)]) == 0
     )
-    config = tiny_config(tmp_path, source=str(shards), max_images=None)
+    config = tiny_train_config(tmp_path, source=str(shards), max_images=None)
     config.optim.batch_size = 32
     config.train.epochs = 1
     result = train(config, progress=False)

@@ -107,8 +107,10 @@ def test_finetune_learns_an_easy_task_well_above_chance(
     assert top5 == 1.0  # three classes: top-5 is top-3
 
 
-def test_from_scratch_starts_from_seeded_random_weights_not_the_checkpoint(run_dir: Path) -> None:
-    checkpoint = run_dir / "checkpoints" / "last.pt"
+def test_from_scratch_starts_from_seeded_random_weights_not_the_checkpoint(
+    untrained_run: Path,
+) -> None:
+    checkpoint = untrained_run / "checkpoints" / "last.pt"
     saved, _ = load_encoder_from_checkpoint(checkpoint)
     pretrained, _ = starting_encoder(checkpoint, FinetuneConfig())
     scratch, _ = starting_encoder(checkpoint, FinetuneConfig(from_scratch=True, seed=3))

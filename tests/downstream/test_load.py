@@ -13,15 +13,14 @@ from torchvision import transforms
 import byol
 from byol.downstream import LoadedEncoder, load_encoder
 from byol.export import export_encoder
-
-from .conftest import Resnet18Run
-from .helpers import MEAN, STD, make_run
+from tests.helpers import EXPORT_MEAN, EXPORT_STD, Resnet18Run, one_step_run_folder
 
 
 def test_run_folder_checkpoint_and_export_give_the_same_encoder(resnet18_run: Resnet18Run) -> None:
     images = torch.rand(2, 3, 64, 64)
     expected = resnet18_run.model.online.encoder.eval()(
-        (images - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+        (images - torch.tensor(EXPORT_MEAN).view(1, 3, 1, 1))
+        / torch.tensor(EXPORT_STD).view(1, 3, 1, 1)
     )
     sources = [
         resnet18_run.run_dir,
@@ -37,13 +36,13 @@ def test_run_folder_checkpoint_and_export_give_the_same_encoder(resnet18_run: Re
             "torchvision",
             512,
         )
-        assert (loaded.image_size, loaded.mean, loaded.std) == (64, MEAN, STD)
+        assert (loaded.image_size, loaded.mean, loaded.std) == (64, EXPORT_MEAN, EXPORT_STD)
         assert not loaded.encoder.training
         torch.testing.assert_close(loaded.features(images), expected.detach())
 
 
 def test_run_folder_with_only_final_checkpoint(tmp_path: Path) -> None:
-    model = make_run(tmp_path / "run", "small_resnet18_w8", 16, name="final.pt")
+    model = one_step_run_folder(tmp_path / "run", "small_resnet18_w8", 16, name="final.pt")
     loaded = load_encoder(tmp_path / "run")
     assert loaded.origin.name == "final.pt" and loaded.source == "byol"
     for key, value in model.online.encoder.state_dict().items():
@@ -60,7 +59,7 @@ def test_transform_is_the_official_test_transform(resnet18_run: Resnet18Run) -> 
             transforms.Resize(round(64 * 256 / 224), interpolation=bicubic),
             transforms.CenterCrop(64),
             transforms.ToTensor(),
-            transforms.Normalize(MEAN, STD),
+            transforms.Normalize(EXPORT_MEAN, EXPORT_STD),
         ]
     )
     torch.testing.assert_close(loaded.transform()(image), official(image))
@@ -90,6 +89,6 @@ def test_a_changed_export_is_refused(tmp_path: Path) -> None:
 
 
 def _small_export(tmp_path: Path) -> Path:
-    make_run(tmp_path / "small", "small_resnet18_w8", 16)
+    one_step_run_folder(tmp_path / "small", "small_resnet18_w8", 16)
     export_encoder(tmp_path / "small", tmp_path / "small-export", onnx=False)
     return tmp_path / "small-export"

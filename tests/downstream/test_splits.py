@@ -6,8 +6,7 @@ import pytest
 
 from byol.config import Config
 from byol.downstream.splits import prepare_splits, resize_policy, write_labels_used
-
-from .conftest import TEST_PER_CLASS, TRAIN_PER_CLASS
+from tests.helpers import TEST_PER_CLASS, TRAIN_PER_CLASS
 
 
 def test_policy_for_folders_and_built_in_data() -> None:

@@ -9,8 +9,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from byol.eval.features import extract_features
 from byol.eval.knn import knn_class_probabilities, knn_classify, topk_accuracy
-
-from .synthetic import gaussian_clusters
+from tests.helpers import gaussian_clusters
 
 
 def test_separated_clusters_are_classified_perfectly() -> None:

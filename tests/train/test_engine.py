@@ -7,8 +7,7 @@ import torch
 
 from byol.checkpoint import read_checkpoint
 from byol.train.engine import train
-
-from .helpers import tiny_config
+from tests.helpers import tiny_train_config
 
 
 def _losses(run_dir: Path) -> list[float]:
@@ -17,7 +16,7 @@ def _losses(run_dir: Path) -> list[float]:
 
 
 def test_run_folder_holds_config_logs_checkpoints_and_report(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path)
+    config = tiny_train_config(tmp_path)
     result = train(config, progress=False)
     files = {p.name for p in result.run_dir.iterdir()}
     assert {"config.yaml", "metrics.csv", "tensorboard", "checkpoints", "report.html"} <= files
@@ -32,7 +31,7 @@ def test_run_folder_holds_config_logs_checkpoints_and_report(tmp_path: Path) -> 
 
 
 def test_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path)
+    config = tiny_train_config(tmp_path)
     full = train(config, progress=False)
     # A second run folder holding only the checkpoint after epoch 1, as if killed there.
     resumed_dir = tmp_path / "runs" / "resumed"
@@ -49,7 +48,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> None:
 
 
 def test_new_run_refuses_an_existing_run_folder(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path)
+    config = tiny_train_config(tmp_path)
     config.train.epochs = 1
     train(config, progress=False)
     with pytest.raises(ValueError, match="--resume"):
@@ -58,7 +57,7 @@ def test_new_run_refuses_an_existing_run_folder(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("cifar10_jpg_root")
 def test_short_cifar10_run_lowers_the_loss(tmp_path: Path, shared_cache_dir: Path) -> None:
-    config = tiny_config(tmp_path, source="cifar10-jpg", max_images=512)
+    config = tiny_train_config(tmp_path, source="cifar10-jpg", max_images=512)
     config.data.cache_dir = str(shared_cache_dir)
     config.augment.image_size = 32
     config.train.epochs = 4

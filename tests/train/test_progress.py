@@ -16,8 +16,7 @@ from byol.train.progress import (
     progress_lines_wanted,
     resolve_num_threads,
 )
-
-from .helpers import tiny_config
+from tests.helpers import tiny_train_config
 
 
 class _Terminal(io.StringIO):
@@ -41,7 +40,7 @@ def test_progress_line_is_compact_and_names_proj_std() -> None:
 def test_piped_run_logs_one_line_per_log_step(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tiny_config(tmp_path)  # 256 images, batch 64, 2 epochs: 8 steps, a row every 2
+    config = tiny_train_config(tmp_path)  # 256 images, batch 64, 2 epochs: 8 steps, a row every 2
     config.train.num_threads = 1
     before = torch.get_num_threads()
     try:
@@ -64,7 +63,7 @@ def test_default_thread_count_is_capped_by_the_cpus_available() -> None:
 
 
 def test_zero_threads_is_refused(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path)
+    config = tiny_train_config(tmp_path)
     config.train.num_threads = 0
     with pytest.raises(ValueError, match=r"train\.num_threads=0 must be at least 1"):
         train(config, progress=False)
@@ -84,7 +83,7 @@ def test_throughput_warning_once_after_two_slow_windows() -> None:
 def test_fabric_amp_notice_is_dropped(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = tiny_config(tmp_path)
+    config = tiny_train_config(tmp_path)
     config.train.accelerator, config.train.precision = "cpu", "bf16-mixed"
     with caplog.at_level(logging.INFO):
         build_fabric(config.train)
