@@ -184,6 +184,7 @@ def eval_knn(arguments: argparse.Namespace) -> int:
         labels_per_class=arguments.labels_per_class,
         seed=arguments.label_seed,
     )
+    config = prepared.config
     validator = KNNValidator(
         config,
         _device(),
@@ -225,6 +226,7 @@ def eval_linear(arguments: argparse.Namespace) -> int:
         labels_per_class=arguments.labels_per_class,
         seed=arguments.label_seed,
     )
+    config = prepared.config
     splits = (prepared.train_for_features(), prepared.test)
     out = (
         Path(arguments.out)

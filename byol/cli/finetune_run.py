@@ -67,6 +67,7 @@ def run_finetune(arguments: argparse.Namespace) -> int:
         labels_per_class=arguments.labels_per_class,
         seed=arguments.label_seed,
     )
+    config = splits.config
     device = _device()
     torch.manual_seed(settings.seed)  # the head's initialisation
     classifier = FinetuneClassifier(

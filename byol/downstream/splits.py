@@ -75,7 +75,7 @@ class LabelledSplits:
     image, for random crops), ``train_features`` the same images as evaluation sees them,
     ``test`` the whole test split as evaluation sees it; ``train_full_size`` counts the
     training images before the label subset; ``subset`` describes the subset (None when all
-    labels are used).
+    labels are used); ``config`` the configuration they were prepared with.
     """
 
     train: ImageCache
@@ -84,6 +84,7 @@ class LabelledSplits:
     policy: ResizePolicy
     train_full_size: int
     subset: dict[str, float | int] | None
+    config: Config
 
     def summary(self) -> dict[str, object]:
         """What the JSON results say about the images: size, resize policy, counts, subset."""
@@ -112,7 +113,8 @@ def prepare_splits(
 ) -> LabelledSplits:
     """Load ``source``'s labelled splits for evaluation at ``image_size`` (default: the run's).
 
-    Sets ``config.augment.image_size`` (what the evaluation batches resize to). With
+    Returns the splits and ``config`` for them (``augment.image_size`` the evaluation size,
+    ``data.cache_size`` the training cache's side; ``config`` itself is not changed). With
     ``label_fraction`` or ``labels_per_class``, the training split keeps a seeded,
     class-balanced subset (:func:`byol.data.label_subset.label_subset`); the test split stays
     whole.
@@ -122,8 +124,11 @@ def prepare_splits(
     wants_subset = label_fraction is not None or labels_per_class is not None
     if wants_subset:
         check_subset_request(label_fraction, labels_per_class)
-    config.augment.image_size = size
-    config.data.cache_size = policy.cache_size
+    config = dataclasses.replace(
+        config,
+        augment=dataclasses.replace(config.augment, image_size=size),
+        data=dataclasses.replace(config.data, cache_size=policy.cache_size),
+    )
     train_source, test_source = labelled_sources(config, source)
     train, train_features, test = (
         train_source.cache(),
@@ -148,7 +153,7 @@ def prepare_splits(
             subset["label_fraction"] = label_fraction
         else:
             subset["labels_per_class"] = labels_per_class or 0
-    return LabelledSplits(train, train_features, test, policy, full_size, subset)
+    return LabelledSplits(train, train_features, test, policy, full_size, subset, config)
 
 
 def select(cache: ImageCache, indices: list[int]) -> ImageCache:

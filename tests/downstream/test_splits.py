@@ -39,7 +39,8 @@ def test_folder_splits_at_another_size_with_a_saved_label_subset(
 ) -> None:
     config = _config(tmp_path)
     splits = prepare_splits(config, str(colour_folder), 24, labels_per_class=4, seed=5)
-    assert config.augment.image_size == 24  # what the evaluation batches resize to
+    # The evaluation batches resize to the size asked for; the caller's config is not changed.
+    assert splits.config.augment.image_size == 24 and config.augment.image_size == 224
     assert splits.test.images.shape == (3 * TEST_PER_CLASS, 3, 24, 24)
     assert splits.train.images.shape[-1] == 28  # ceil(24 * 256 / 224): room for random crops
     assert splits.train_for_features().images.shape[-1] == 24
