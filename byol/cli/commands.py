@@ -88,6 +88,16 @@ def print_summary(result: TrainResult, config: Config, seconds: float) -> None:
             f"random encoder {random:.2%}"
         )
         print(f"  {_verdict(result.knn_top1, pixels, random)}")
+    if "encoder" in result.linear_probe:
+        probe = result.linear_probe
+        pixels = probe.get("raw_pixels", math.nan)
+        random = probe.get("random_encoder", math.nan)
+        print(
+            f"linear probe top-1 on the {config.data.val_source} test split (logistic "
+            f"regression on frozen features): BYOL encoder {probe['encoder']:.2%} | raw pixels "
+            f"{pixels:.2%} | random encoder {random:.2%}"
+        )
+        print(f"  {_verdict(probe['encoder'], pixels, random)}")
     if result.online_test_top1 is not None:
         print(
             f"online linear classifier (trained beside BYOL on frozen features), test top-1: "

@@ -15,6 +15,7 @@ from byol.eval.baselines import PixelEncoder
 from byol.eval.batches import eval_batches
 from byol.eval.features import Features, extract_features
 from byol.eval.knn import KNNResult, knn_classify
+from byol.eval.linear import LinearProbeResult, linear_probe
 from byol.eval.splits import load_labelled_splits
 from byol.model import build_model
 
@@ -93,6 +94,37 @@ class KNNValidator:
             for name, result in (("raw_pixels", pixels), ("random_encoder", random))
             if result is not None
         }
+
+    def linear_probes(self, encoder: nn.Module) -> dict[str, LinearProbeResult]:
+        """The fast linear probe (:func:`~byol.eval.linear.linear_probe`, trained on the bank's
+        features, scored on the queries') of ``encoder``, the raw pixels and the random encoder
+        of :meth:`evaluate_baselines`, as ``{"encoder": .., "raw_pixels": .., "random_encoder":
+        ..}``; empty where not enabled."""
+        if not self.enabled:
+            return {}
+        augment = self.config.augment
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.train.seed)
+            random_encoder = build_model(self.config.model).online.encoder
+        encoders = {
+            "encoder": encoder,
+            "raw_pixels": PixelEncoder(augment.mean, augment.std),
+            "random_encoder": random_encoder,
+        }
+        results = {}
+        for name, module in encoders.items():
+            bank = self._features(module.to(self.device), self.bank.images, self.bank.labels)
+            queries = self._features(module, self.queries.images, self.queries.labels)
+            results[name] = linear_probe(
+                bank.features,
+                bank.labels,
+                queries.features,
+                queries.labels,
+                num_classes=len(self.bank.classes),
+                seed=self.config.train.seed,
+                device=self.device,
+            )
+        return results
 
     def save_retrieval(self, path: Path, queries: int = 8, neighbours: int = 8) -> bool:
         """Nearest training images of the first test image of each class, from the last

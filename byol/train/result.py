@@ -18,6 +18,8 @@ class TrainResult:
     did nothing. ``baselines``: k-NN top-1 of ``raw_pixels`` and ``random_encoder`` on the
     validation split (empty without one), to read ``knn_top1`` against.
     ``online_test_top1``: the online classifier's top-1 on that split at the last evaluation.
+    ``linear_probe``: with ``monitor.final_linear_probe``, the fast linear probe's top-1 of the
+    ``encoder``, the ``raw_pixels`` and the ``random_encoder`` on that split.
     ``is_global_zero``: False in the other processes of a multi-process run, which should stay
     quiet.
     """
@@ -35,3 +37,4 @@ class TrainResult:
     is_global_zero: bool = True
     baselines: Mapping[str, float] = field(default_factory=dict)
     online_test_top1: float | None = None
+    linear_probe: Mapping[str, float] = field(default_factory=dict)

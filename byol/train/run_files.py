@@ -10,6 +10,8 @@ import time
 import warnings
 from pathlib import Path
 
+from torch import nn
+
 from byol.atomic import write_text
 from byol.config import Config, TrainConfig
 from byol.config_io import save_config
@@ -52,6 +54,14 @@ class RunFiles:
         results = validator.evaluate_baselines()
         figures = {name: {"top1": r.top1, "top5": r.top5} for name, r in results.items()}
         write_text(self.run_dir / "baselines.json", json.dumps(figures, indent=2) + "\n")
+        return {name: r.top1 for name, r in results.items()}
+
+    def write_linear_probes(self, validator: KNNValidator, encoder: nn.Module) -> dict[str, float]:
+        """``linear_probe.json``: the fast linear probe's top-1/top-5 of the encoder, the raw
+        pixels and a random encoder on the validation split; returns the top-1s."""
+        results = validator.linear_probes(encoder)
+        figures = {name: {"top1": r.top1, "top5": r.top5} for name, r in results.items()}
+        write_text(self.run_dir / "linear_probe.json", json.dumps(figures, indent=2) + "\n")
         return {name: r.top1 for name, r in results.items()}
 
     def write_summary(self, source: str, images: int, state: TrainState, collapsed: bool) -> None:

@@ -87,6 +87,7 @@ class Trainer:
         self.knn_top1: float | None = None
         self.online_top1: float | None = None
         self.baselines: dict[str, float] = {}
+        self.linear_probe: dict[str, float] = {}
 
     # ---- the run ----
     def fit(self, resumed: ResumedRun | None, progress: bool) -> TrainResult:
@@ -309,6 +310,9 @@ class Trainer:
             self.log.close()
             if self.validator is not None:
                 self.baselines = self.files.write_evaluation(self.validator)
+                if self.config.monitor.final_linear_probe:
+                    encoder = self.model.online.encoder
+                    self.linear_probe = self.files.write_linear_probes(self.validator, encoder)
             self.files.write_summary(
                 self.config.data.source,
                 self.data.views.num_images,
@@ -405,4 +409,5 @@ class Trainer:
             is_global_zero=self.fabric.is_global_zero,
             baselines=self.baselines,
             online_test_top1=self.online_top1,
+            linear_probe=self.linear_probe,
         )

@@ -153,6 +153,12 @@ def test_quickstart_main_job_prints_trained_pixels_and_random_knn(
     else:
         assert f"points below {best_name}" in out
     assert "report:" in out and "next: byol eval linear" in out
+    # The digits preset also reports the linear probe of all three, from linear_probe.json.
+    line = next(row for row in out.splitlines() if row.startswith("linear probe top-1"))
+    printed = [float(part.split()[-1].rstrip("%")) for part in line.split("|")]
+    probes = json.loads((run_dir / "linear_probe.json").read_text())
+    expected = [100 * probes[name]["top1"] for name in ("encoder", "raw_pixels", "random_encoder")]
+    assert printed == pytest.approx(expected, abs=0.01)
 
 
 def test_embed_lists_unreadable_images_next_to_its_output(

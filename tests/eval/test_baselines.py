@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from byol.eval.baselines import PixelEncoder, centred_pixels
+from byol.eval.linear import linear_probe
 from byol.eval.validation import KNNValidator
 from byol.presets import preset
 
@@ -68,3 +69,36 @@ def test_baselines_keep_the_last_evaluation_for_the_retrieval_grid(tmp_path: Pat
     before = validator.last_query_features
     validator.evaluate_baselines()
     assert validator.last_query_features is before
+
+
+def test_linear_probes_fit_encoder_pixels_and_random_encoder_on_the_same_splits(
+    tmp_path: Path,
+) -> None:
+    config = preset("digits")
+    config.data.cache_dir = str(tmp_path)
+    config.data.max_images = 300
+    validator = KNNValidator(config, torch.device("cpu"))
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 8))
+    probes = validator.linear_probes(encoder)
+    assert set(probes) == {"encoder", "raw_pixels", "random_encoder"}
+    # The pixels' probe is logistic regression on the centred pixels themselves.
+    size = config.augment.image_size
+
+    def pixels(images: torch.Tensor) -> torch.Tensor:
+        resized = F.interpolate(
+            images.float() / 255, size=(size, size), mode="bicubic", antialias=True
+        )
+        return centred_pixels(resized.clamp(0, 1))
+
+    direct = linear_probe(
+        pixels(validator.bank.images),
+        validator.bank.labels,
+        pixels(validator.queries.images),
+        validator.queries.labels,
+        num_classes=10,
+        seed=config.train.seed,
+    )
+    assert abs(probes["raw_pixels"].top1 - direct.top1) < 0.01
+    assert probes["raw_pixels"].top1 > 0.8
+    # An 8-wide random projection of the pixels keeps far less than the pixels.
+    assert probes["encoder"].top1 < probes["raw_pixels"].top1
