@@ -418,6 +418,7 @@ def write_report(
     body = [f"<h1>BYOL run: {html.escape(title)}</h1>"]
     body.append(_run_summary_html(run_dir / "summary.json"))
     body.append(_baselines_html(metrics, baselines))
+    body.append(_linear_probe_html(read_baselines(run_dir / "linear_probe.json")))
     body.append(_summary_html(metrics))
     body.append("<h2>Training curves</h2>")
     if not metrics:
@@ -523,6 +524,24 @@ def _baselines_html(metrics: dict[str, Series], baselines: dict[str, dict[str, f
     return (
         '<h2>k-NN accuracy against baselines</h2><table class="summary" id="baselines">'
         "<tr><th>features</th><th>top-1</th><th>top-5</th></tr>" + cells + "</table>" + verdict
+    )
+
+
+def _linear_probe_html(probes: dict[str, dict[str, float]]) -> str:
+    """``linear_probe.json`` (``monitor.final_linear_probe``): the encoder's fast linear probe
+    next to the raw pixels' and a random encoder's."""
+    if "encoder" not in probes:
+        return ""
+    names = {"encoder": "BYOL encoder (this run)", **BASELINE_NAMES}
+    cells = "".join(
+        f"<tr><td>{html.escape(names.get(name, name))}</td><td>{_percent(f.get('top1'))}</td>"
+        f"<td>{_percent(f.get('top5'))}</td></tr>"
+        for name, f in probes.items()
+    )
+    return (
+        "<h2>Linear probe against baselines</h2>"
+        '<table class="summary" id="linear-probe">'
+        "<tr><th>features</th><th>top-1</th><th>top-5</th></tr>" + cells + "</table>"
     )
 
 

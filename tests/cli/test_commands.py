@@ -159,6 +159,7 @@ def test_quickstart_main_job_prints_trained_pixels_and_random_knn(
     probes = json.loads((run_dir / "linear_probe.json").read_text())
     expected = [100 * probes[name]["top1"] for name in ("encoder", "raw_pixels", "random_encoder")]
     assert printed == pytest.approx(expected, abs=0.01)
+    assert 'id="linear-probe"' in (run_dir / "report.html").read_text()
 
 
 def test_embed_lists_unreadable_images_next_to_its_output(
