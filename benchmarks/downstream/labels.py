@@ -122,6 +122,13 @@ def main() -> None:
     )
     parser.add_argument("--finetune-epochs", type=int, default=10, help="with all the labels")
     parser.add_argument("--few-label-epochs", type=int, default=30, help="with 10%% and 1%%")
+    parser.add_argument(
+        "--fractions",
+        type=float,
+        nargs="+",
+        default=list(FRACTIONS),
+        help="label fractions to evaluate (default: 1 0.1 0.01)",
+    )
     arguments = parser.parse_args()
     arguments.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -129,7 +136,7 @@ def main() -> None:
     pretrained = time.perf_counter()
     rows = []
     with (arguments.out / "records.jsonl").open("a") as records:
-        for fraction in FRACTIONS:
+        for fraction in arguments.fractions:
             rows.append(evaluate(run_dir, fraction, arguments))
             records.write(json.dumps(rows[-1]) + "\n")
             records.flush()
