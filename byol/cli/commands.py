@@ -181,12 +181,10 @@ def _labelled_splits(arguments: argparse.Namespace, config: Config) -> tuple[str
     return source, replace(config, data=data)
 
 
-def eval_knn(arguments: argparse.Namespace) -> int:
-    encoder, config = _encoder_and_config(arguments)
-    source, config = _labelled_splits(arguments, config)
-    monitor = replace(config.monitor, knn_k=arguments.k, knn_temperature=arguments.temperature)
-    config = replace(config, monitor=monitor)
-    prepared = prepare_splits(
+def splits_from_flags(config: Config, source: str, arguments: argparse.Namespace) -> LabelledSplits:
+    """``source``'s labelled splits at ``--image-size``, with the label subset of
+    ``--label-fraction`` / ``--labels-per-class`` / ``--label-seed``."""
+    return prepare_splits(
         config,
         source,
         arguments.image_size,
@@ -194,6 +192,14 @@ def eval_knn(arguments: argparse.Namespace) -> int:
         labels_per_class=arguments.labels_per_class,
         seed=arguments.label_seed,
     )
+
+
+def eval_knn(arguments: argparse.Namespace) -> int:
+    encoder, config = _encoder_and_config(arguments)
+    source, config = _labelled_splits(arguments, config)
+    monitor = replace(config.monitor, knn_k=arguments.k, knn_temperature=arguments.temperature)
+    config = replace(config, monitor=monitor)
+    prepared = splits_from_flags(config, source, arguments)
     config = prepared.config
     validator = KNNValidator(
         config,
@@ -228,14 +234,7 @@ def eval_knn(arguments: argparse.Namespace) -> int:
 def eval_linear(arguments: argparse.Namespace) -> int:
     encoder, config = _encoder_and_config(arguments)
     source, config = _labelled_splits(arguments, config)
-    prepared = prepare_splits(
-        config,
-        source,
-        arguments.image_size,
-        label_fraction=arguments.label_fraction,
-        labels_per_class=arguments.labels_per_class,
-        seed=arguments.label_seed,
-    )
+    prepared = splits_from_flags(config, source, arguments)
     config = prepared.config
     splits = (prepared.train_for_features(), prepared.test)
     out = (

@@ -16,12 +16,13 @@ from byol.atomic import WriteError, write_text
 from byol.backbone_names import cifar_stem_effect
 from byol.backbones import wrap_backbone
 from byol.checkpoint import checkpoint_file, load_encoder_from_checkpoint
+from byol.cli.commands import splits_from_flags
 from byol.cli.finetune import finetune_config
 from byol.config import Config
 from byol.downstream.classifier_io import save_finetuned
 from byol.downstream.finetune import FinetuneClassifier, evaluate, finetune
 from byol.downstream.finetune_config import FinetuneConfig
-from byol.downstream.splits import LabelledSplits, prepare_splits, write_labels_used
+from byol.downstream.splits import LabelledSplits, write_labels_used
 from byol.model import build_model
 
 RESULTS_FILE = "results.json"
@@ -59,14 +60,7 @@ def run_finetune(arguments: argparse.Namespace) -> int:
     # The labelled split is the data's whole train split (the pre-training's data.max_images
     # does not apply); --label-fraction / --labels-per-class reduce it.
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, max_images=None))
-    splits = prepare_splits(
-        config,
-        source,
-        arguments.image_size,
-        label_fraction=arguments.label_fraction,
-        labels_per_class=arguments.labels_per_class,
-        seed=arguments.label_seed,
-    )
+    splits = splits_from_flags(config, source, arguments)
     config = splits.config
     device = _device()
     torch.manual_seed(settings.seed)  # the head's initialisation
