@@ -9,7 +9,13 @@ from byol.cli.main import build_parser
 from byol.config import Config
 from byol.config_io import apply_mapping, to_dict
 from byol.model import build_model
-from byol.presets import LARS_FROM_EPOCHS, PRESETS, preset, preset_for_data
+from byol.presets import (
+    LARS_FROM_EPOCHS,
+    PRESETS,
+    SHORT_RUN_LARS_LEARNING_RATE,
+    preset,
+    preset_for_data,
+)
 from byol.train.engine import check_train_config
 
 
@@ -66,6 +72,8 @@ def test_short_cifar10_runs_get_lars_with_a_tenth_of_the_run_as_warmup(
 ) -> None:
     config = preset("cifar10", epochs)
     assert config.optim.optimizer == "lars" and config.optim.warmup_epochs == warmup
+    # 1.0 collapsed a 10-epoch run at batch 256 that 0.25 trained (recorded in the presets).
+    assert config.optim.base_learning_rate == SHORT_RUN_LARS_LEARNING_RATE == 0.25
 
 
 def test_the_cli_picks_the_recipe_for_the_epochs_it_is_given() -> None:
