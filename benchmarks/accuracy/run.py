@@ -105,7 +105,7 @@ def _linear(validator: KNNValidator, encoder: torch.nn.Module, config, device: t
 
 def epochs_for_budget(arguments: argparse.Namespace, out: Path) -> int:
     """Epochs that fit ``--minutes``, from the steady-state images/s of a 60-step probe run."""
-    # Throughput of the short-run recipe (heads 1024): a budget on a CPU is a short run.
+    # Throughput of the short-run recipe: a budget on a CPU is a short run.
     probe = preset(arguments.preset, 10)
     apply_dotted(probe, {k: parse_scalar(v) for k, v in (s.split("=", 1) for s in arguments.set)})
     probe.train.max_steps, probe.train.log_every_steps = 60, 20
@@ -113,7 +113,9 @@ def epochs_for_budget(arguments: argparse.Namespace, out: Path) -> int:
     probe.train.output_dir, probe.train.run_name = str(out / "probe-runs"), "probe"
     result = train(probe, progress=False)
     with (result.run_dir / "metrics.csv").open() as handle:
-        rate = float(list(csv.DictReader(handle))[-1]["images_per_second"])
+        # The last rows can be end-of-epoch evaluations, which have no throughput.
+        rates = [row["images_per_second"] for row in csv.DictReader(handle)]
+    rate = float([value for value in rates if value][-1])
     shutil.rmtree(out / "probe-runs", ignore_errors=True)
     images_per_epoch = training_source(probe).num_images
     epochs = max(1, int(arguments.minutes * 60 * rate / images_per_epoch))
