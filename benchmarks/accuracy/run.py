@@ -111,6 +111,7 @@ def epochs_for_budget(arguments: argparse.Namespace, out: Path) -> int:
     probe.train.max_steps, probe.train.log_every_steps = 60, 20
     probe.monitor.knn_every_epochs, probe.data.val_source = 0, None
     probe.train.output_dir, probe.train.run_name = str(out / "probe-runs"), "probe"
+    shutil.rmtree(out / "probe-runs", ignore_errors=True)  # left by a run that was stopped
     result = train(probe, progress=False)
     with (result.run_dir / "metrics.csv").open() as handle:
         # The last rows can be end-of-epoch evaluations, which have no throughput.
