@@ -15,7 +15,7 @@ same decoded uint8 pixels as PIL images), and the k-NN is ours (k=200, T=0.1, co
 subset as bank, the full test split as queries, lightly's ImageNet normalisation).
 
     OMP_NUM_THREADS=1 python -m benchmarks.quality.lightly_recipe --epochs 10 \
-        --max-images 10000 --batch-size 64 --knn-every 2 --out DIR/lightly.json
+        --max-images 10000 --batch-size 256 --knn-every 2 --out DIR/lightly.json
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max-images", type=int, default=10000)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=256, help="as our preset")
     parser.add_argument("--knn-every", type=int, default=2)
     parser.add_argument("--backbone", default="small_resnet18_w16")
     parser.add_argument("--workers", type=int, default=1)
