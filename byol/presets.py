@@ -21,7 +21,7 @@ Presets follow the run length: :func:`preset` takes the number of epochs (the CL
     warm-up a tenth of the run. At 10 epochs LARS led the SGD recipe at every evaluation
     (``benchmarks/results/2026-12-02-cifar10-equal-epochs``), whose small learning rate has
     too few steps to work with; at batch 256 and 390 steps the full base rate of 1.0 collapsed
-    (k-NN falling from 28.6% to 25.4%, below the random encoder's 27.9%) where 0.25 reached
+    (k-NN falling from 28.6% to 25.0%, below the random encoder's 27.9%) where 0.25 reached
     the level of batch 64 at 1.0 x 64/256 (``benchmarks/results/2026-12-02-cifar10-short-runs``).
 * ``images``: a user's own folder: ResNet-18 with the ImageNet stem at 96 px, the paper's views
   (blur included) and the ``cifar10`` recipe for the run length, 100 epochs by default.

@@ -2,10 +2,10 @@
 
 Every variant is a base recipe with a few config fields changed; all train the same backbone
 (``small_resnet18_w16``) on the same class-balanced CIFAR-10 training subset at 32 px, batch
-256 (the preset's), for the same epochs, and are scored by the same k-NN (k=200, T=0.1, cosine; the training
-subset as bank, the full test split as queries). The subset keeps a run under ten minutes on
-one core with AVX-512 BF16 (about 250 images/s). Results are appended as JSON
-lines, so a killed sweep keeps what it finished and a rerun skips it.
+256 (the preset's), for the same epochs, and are scored by the same k-NN (k=200, T=0.1,
+cosine; the training subset as bank, the full test split as queries). The subset keeps a run
+under ten minutes on one core with AVX-512 BF16 (about 250 images/s). Results are appended as
+JSON lines, so a killed sweep keeps what it finished and a rerun skips it.
 
     OMP_NUM_THREADS=1 python -m benchmarks.quality.ablate --epochs 10 --max-images 10000 \
         --knn-every 2 --out benchmarks/results/YYYY-MM-DD-NAME/ours.jsonl --variants preset sgd
@@ -24,7 +24,7 @@ import torch
 
 from benchmarks.accuracy.run import commit, machine
 from byol.config_io import apply_dotted
-from byol.presets import preset
+from byol.presets import SGD_HEAD_WIDTH, SGD_LEARNING_RATE, SGD_WEIGHT_DECAY, preset
 from byol.train.engine import train
 
 Overrides = dict[str, object]
@@ -41,12 +41,12 @@ COMMON: Overrides = {
 # factor; ``sgd`` is lightly's CIFAR-10 benchmark recipe in our code (the 100-999-epoch preset).
 SGD: Overrides = {
     "optim.optimizer": "sgd",
-    "optim.base_learning_rate": 0.03,
-    "optim.weight_decay": 5e-4,
+    "optim.base_learning_rate": SGD_LEARNING_RATE,
+    "optim.weight_decay": SGD_WEIGHT_DECAY,
     "optim.momentum": 0.9,
     "optim.warmup_epochs": 0.0,
-    "model.projector_hidden_dim": 1024,
-    "model.predictor_hidden_dim": 1024,
+    "model.projector_hidden_dim": SGD_HEAD_WIDTH,
+    "model.predictor_hidden_dim": SGD_HEAD_WIDTH,
 }
 
 
