@@ -318,6 +318,42 @@ def finetune(arguments: argparse.Namespace) -> int:
     return run_finetune(arguments)
 
 
+def downstream(arguments: argparse.Namespace) -> int:
+    """``byol downstream``: build the model, check one forward pass, write it."""
+    from byol.cli.downstream import spec_from_arguments
+    from byol.downstream.dense_export import build_dense_model, check_dense_model, write_dense_model
+    from byol.downstream.load import load_encoder
+
+    spec = spec_from_arguments(arguments)
+    loaded = load_encoder(arguments.checkpoint)
+    model = build_dense_model(loaded, spec)
+    shapes = check_dense_model(model, spec)
+    facts = {
+        "backbone": loaded.backbone,
+        "encoder": str(loaded.origin),
+        "image_size": loaded.image_size,
+        # Not in the state_dict: a detector keeps them as plain attributes of its transform.
+        "image_mean": list(loaded.mean),
+        "image_std": list(loaded.std),
+    }
+    weights, description = write_dense_model(model, spec, Path(arguments.out), facts)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    print(
+        f"{spec.architecture} over {loaded.backbone} ({loaded.origin}): {total:,} parameters, "
+        f"{trainable:,} trainable; one blank {shapes_text(shapes)}"
+    )
+    print(weights)
+    print(description)
+    return 0
+
+
+def shapes_text(shapes: dict[str, list[int]]) -> str:
+    """``{"out": [1, 21, 64, 64]}`` -> ``image gave out (1, 21, 64, 64)``."""
+    parts = ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes.items())
+    return f"image gave {parts}"
+
+
 def embed(arguments: argparse.Namespace) -> int:
     _check_batch_size(arguments.batch_size)
     out = Path(arguments.out)

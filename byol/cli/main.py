@@ -29,6 +29,7 @@ from byol.cli.config_flags import (
     defaults_note,
     resolve_train_config,
 )
+from byol.cli.downstream import add_downstream_parser
 from byol.cli.finetune import (
     add_finetune_parser,
     add_image_size_argument,
@@ -112,6 +113,7 @@ def build_parser(train_preset: PresetChoice | None = None) -> argparse.ArgumentP
     _add_train(sub, train_preset or choose_preset(None, None))
     _add_eval(sub)
     add_finetune_parser(sub)
+    add_downstream_parser(sub, argparse.ArgumentDefaultsHelpFormatter)
     _add_embed_export_report(sub)
     _add_shard(sub)
     return parser

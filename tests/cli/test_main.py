@@ -63,6 +63,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         ["train", "--train.epoch", "3"],
         ["train", "--optim.batch_size", "many"],
         ["train", "--resume", "/nonexistent/run"],
+        ["downstream", "--help"],
     ],
 )
 def test_help_version_and_mistakes_answer_without_importing_torch(args: list[str]) -> None:
