@@ -209,6 +209,11 @@ class MonitorConfig:
     encoder, the raw pixels and a random encoder, and report the three top-1s beside the k-NN
     figures; it costs three feature passes and three fits (seconds on the digits, minutes on
     CIFAR-10), so only the digits preset turns it on (ours)."""
+    final_linear_probe_labels_per_class: int | None = None
+    """With ``final_linear_probe``, fit it once more on this many labelled images per class
+    (a class-balanced subset of the validation split's training images, seeded by
+    ``train.seed``), the paper's few-label setting, for the same three; None: all labels only.
+    The same figures as ``byol eval linear --labels-per-class N --label-seed SEED``."""
     knn_k: int = 200
     """Neighbours of the k-NN classifier (Wu et al. 2018: 200)."""
     knn_temperature: float = 0.1

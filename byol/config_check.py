@@ -36,6 +36,7 @@ _RANGES: tuple[tuple[str, float | None, float | None, bool, bool], ...] = (
     ("data.max_images", 1, None, True, True),
     ("monitor.knn_every_epochs", 0, None, True, True),
     ("monitor.knn_k", 1, None, True, True),
+    ("monitor.final_linear_probe_labels_per_class", 1, None, True, True),
     ("monitor.knn_temperature", 0, None, False, True),
     ("monitor.collapse_std_threshold", 0, None, True, True),
     ("train.epochs", 1, None, True, True),

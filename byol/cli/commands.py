@@ -9,6 +9,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,24 +81,20 @@ def print_summary(result: TrainResult, config: Config, seconds: float) -> None:
         f"in {minutes} min {rest:02d} s; final BYOL loss {result.final_loss:.4f}"
     )
     if result.knn_top1 is not None:
-        pixels = result.baselines.get("raw_pixels", math.nan)
-        random = result.baselines.get("random_encoder", math.nan)
-        print(
-            f"k-NN top-1 on the {config.data.val_source} test split (k={config.monitor.knn_k}, "
-            f"cosine): BYOL encoder {result.knn_top1:.2%} | raw pixels {pixels:.2%} | "
-            f"random encoder {random:.2%}"
-        )
-        print(f"  {_verdict(result.knn_top1, pixels, random)}")
+        title = f"k-NN top-1 on the {config.data.val_source} test split (k={config.monitor.knn_k}, cosine)"
+        _print_comparison(title, {"encoder": result.knn_top1, **result.baselines})
     if "encoder" in result.linear_probe:
-        probe = result.linear_probe
-        pixels = probe.get("raw_pixels", math.nan)
-        random = probe.get("random_encoder", math.nan)
-        print(
+        title = (
             f"linear probe top-1 on the {config.data.val_source} test split (logistic "
-            f"regression on frozen features): BYOL encoder {probe['encoder']:.2%} | raw pixels "
-            f"{pixels:.2%} | random encoder {random:.2%}"
+            "regression on frozen features)"
         )
-        print(f"  {_verdict(probe['encoder'], pixels, random)}")
+        _print_comparison(title, result.linear_probe)
+    if "encoder" in result.linear_probe_few_labels:
+        per_class = config.monitor.final_linear_probe_labels_per_class
+        title = (
+            f"linear probe top-1 with {per_class} labels per class (the paper's few-label setting)"
+        )
+        _print_comparison(title, result.linear_probe_few_labels)
     if result.online_test_top1 is not None:
         print(
             f"online linear classifier (trained beside BYOL on frozen features), test top-1: "
@@ -120,6 +117,17 @@ def print_summary(result: TrainResult, config: Config, seconds: float) -> None:
         f"next: byol eval linear --checkpoint {run}  |  byol export --checkpoint {run} "
         f"--out {run / 'export'}  |  byol embed DATA --checkpoint {run} --out features.npy"
     )
+
+
+def _print_comparison(title: str, figures: Mapping[str, float]) -> None:
+    """``title: BYOL encoder X | raw pixels Y | random encoder Z`` and the verdict."""
+    pixels = figures.get("raw_pixels", math.nan)
+    random = figures.get("random_encoder", math.nan)
+    print(
+        f"{title}: BYOL encoder {figures['encoder']:.2%} | raw pixels {pixels:.2%} | "
+        f"random encoder {random:.2%}"
+    )
+    print(f"  {_verdict(figures['encoder'], pixels, random)}")
 
 
 def _verdict(trained: float, pixels: float, random: float) -> str:

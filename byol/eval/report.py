@@ -47,6 +47,8 @@ _AXIS_COLUMNS = ("step", "epoch")
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 # Polylines are thinned to about this many points: a million-step run stays a small page.
 _MAX_POINTS = 2000
+# The final linear probe on a few labels per class (``monitor.final_linear_probe_labels_per_class``).
+LINEAR_PROBE_FEW_LABELS_FILE = "linear_probe_few_labels.json"
 
 
 class Series(NamedTuple):
@@ -419,6 +421,7 @@ def write_report(
     body.append(_run_summary_html(run_dir / "summary.json"))
     body.append(_baselines_html(metrics, baselines))
     body.append(_linear_probe_html(read_baselines(run_dir / "linear_probe.json")))
+    body.append(_few_labels_html(run_dir / LINEAR_PROBE_FEW_LABELS_FILE))
     body.append(_summary_html(metrics))
     body.append("<h2>Training curves</h2>")
     if not metrics:
@@ -527,7 +530,11 @@ def _baselines_html(metrics: dict[str, Series], baselines: dict[str, dict[str, f
     )
 
 
-def _linear_probe_html(probes: dict[str, dict[str, float]]) -> str:
+def _linear_probe_html(
+    probes: dict[str, dict[str, float]],
+    title: str = "Linear probe against baselines",
+    table_id: str = "linear-probe",
+) -> str:
     """``linear_probe.json`` (``monitor.final_linear_probe``): the encoder's fast linear probe
     next to the raw pixels' and a random encoder's."""
     if "encoder" not in probes:
@@ -537,12 +544,24 @@ def _linear_probe_html(probes: dict[str, dict[str, float]]) -> str:
         f"<tr><td>{html.escape(names.get(name, name))}</td><td>{_percent(f.get('top1'))}</td>"
         f"<td>{_percent(f.get('top5'))}</td></tr>"
         for name, f in probes.items()
+        if name in names
     )
     return (
-        "<h2>Linear probe against baselines</h2>"
-        '<table class="summary" id="linear-probe">'
+        f"<h2>{html.escape(title)}</h2>"
+        f'<table class="summary" id="{table_id}">'
         "<tr><th>features</th><th>top-1</th><th>top-5</th></tr>" + cells + "</table>"
     )
+
+
+def _few_labels_html(path: Path) -> str:
+    """The same table for the probe on a few labels per class, when the run fitted one."""
+    try:
+        labels = json.loads(path.read_text())["labels"]
+        per_class, seed = int(labels["labels_per_class"]), int(labels["seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    title = f"Linear probe with {per_class} labels per class (subset seed {seed})"
+    return _linear_probe_html(read_baselines(path), title, "linear-probe-few-labels")
 
 
 def _run_summary_html(path: Path) -> str:

@@ -11,6 +11,7 @@ from torch import nn
 
 from byol.config import Config
 from byol.data.cache import ImageCache
+from byol.data.label_subset import label_subset
 from byol.eval.baselines import PixelEncoder
 from byol.eval.batches import eval_batches
 from byol.eval.features import Features, extract_features
@@ -95,13 +96,23 @@ class KNNValidator:
             if result is not None
         }
 
-    def linear_probes(self, encoder: nn.Module) -> dict[str, LinearProbeResult]:
+    def linear_probes(
+        self, encoder: nn.Module, labels_per_class: int | None = None
+    ) -> dict[str, LinearProbeResult]:
         """The fast linear probe (:func:`~byol.eval.linear.linear_probe`, trained on the bank's
         features, scored on the queries') of ``encoder``, the raw pixels and the random encoder
         of :meth:`evaluate_baselines`, as ``{"encoder": .., "raw_pixels": .., "random_encoder":
-        ..}``; empty where not enabled."""
+        ..}``; empty where not enabled. With ``labels_per_class``, trained on that many bank
+        images per class (:func:`~byol.data.label_subset.label_subset`, seeded by
+        ``train.seed``), as ``byol eval linear --labels-per-class`` selects them."""
         if not self.enabled:
             return {}
+        keep = torch.arange(len(self.bank.labels))
+        if labels_per_class is not None:
+            chosen = label_subset(
+                self.bank.labels.tolist(), per_class=labels_per_class, seed=self.config.train.seed
+            )
+            keep = torch.tensor(chosen, dtype=torch.long)
         augment = self.config.augment
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.train.seed)
@@ -113,7 +124,8 @@ class KNNValidator:
         }
         results = {}
         for name, module in encoders.items():
-            bank = self._features(module.to(self.device), self.bank.images, self.bank.labels)
+            bank_images, bank_labels = self.bank.images[keep], self.bank.labels[keep]
+            bank = self._features(module.to(self.device), bank_images, bank_labels)
             queries = self._features(module, self.queries.images, self.queries.labels)
             results[name] = linear_probe(
                 bank.features,

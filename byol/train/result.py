@@ -19,7 +19,9 @@ class TrainResult:
     validation split (empty without one), to read ``knn_top1`` against.
     ``online_test_top1``: the online classifier's top-1 on that split at the last evaluation.
     ``linear_probe``: with ``monitor.final_linear_probe``, the fast linear probe's top-1 of the
-    ``encoder``, the ``raw_pixels`` and the ``random_encoder`` on that split.
+    ``encoder``, the ``raw_pixels`` and the ``random_encoder`` on that split;
+    ``linear_probe_few_labels`` the same with ``monitor.final_linear_probe_labels_per_class``
+    labelled images per class.
     ``is_global_zero``: False in the other processes of a multi-process run, which should stay
     quiet.
     """
@@ -38,3 +40,4 @@ class TrainResult:
     baselines: Mapping[str, float] = field(default_factory=dict)
     online_test_top1: float | None = None
     linear_probe: Mapping[str, float] = field(default_factory=dict)
+    linear_probe_few_labels: Mapping[str, float] = field(default_factory=dict)

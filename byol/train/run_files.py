@@ -15,7 +15,7 @@ from torch import nn
 from byol.atomic import write_text
 from byol.config import Config, TrainConfig
 from byol.config_io import save_config
-from byol.eval.report import write_report
+from byol.eval.report import LINEAR_PROBE_FEW_LABELS_FILE, write_report
 from byol.eval.validation import KNNValidator
 from byol.train.run_dir import ResumedRun, write_skipped_images
 from byol.train.state import TrainState
@@ -56,12 +56,24 @@ class RunFiles:
         write_text(self.run_dir / "baselines.json", json.dumps(figures, indent=2) + "\n")
         return {name: r.top1 for name, r in results.items()}
 
-    def write_linear_probes(self, validator: KNNValidator, encoder: nn.Module) -> dict[str, float]:
-        """``linear_probe.json``: the fast linear probe's top-1/top-5 of the encoder, the raw
-        pixels and a random encoder on the validation split; returns the top-1s."""
-        results = validator.linear_probes(encoder)
-        figures = {name: {"top1": r.top1, "top5": r.top5} for name, r in results.items()}
-        write_text(self.run_dir / "linear_probe.json", json.dumps(figures, indent=2) + "\n")
+    def write_linear_probes(
+        self, validator: KNNValidator, encoder: nn.Module, labels_per_class: int | None = None
+    ) -> dict[str, float]:
+        """``linear_probe.json`` (``linear_probe_few_labels.json`` with ``labels_per_class``):
+        the fast linear probe's top-1/top-5 of the encoder, the raw pixels and a random encoder
+        on the validation split; returns the top-1s."""
+        results = validator.linear_probes(encoder, labels_per_class)
+        figures: dict[str, object] = {
+            name: {"top1": r.top1, "top5": r.top5} for name, r in results.items()
+        }
+        name = "linear_probe.json"
+        if labels_per_class is not None:
+            name = LINEAR_PROBE_FEW_LABELS_FILE
+            figures["labels"] = {
+                "labels_per_class": labels_per_class,
+                "seed": validator.config.train.seed,
+            }
+        write_text(self.run_dir / name, json.dumps(figures, indent=2) + "\n")
         return {name: r.top1 for name, r in results.items()}
 
     def write_summary(self, source: str, images: int, state: TrainState, collapsed: bool) -> None:

@@ -88,6 +88,7 @@ class Trainer:
         self.online_top1: float | None = None
         self.baselines: dict[str, float] = {}
         self.linear_probe: dict[str, float] = {}
+        self.linear_probe_few_labels: dict[str, float] = {}
 
     # ---- the run ----
     def fit(self, resumed: ResumedRun | None, progress: bool) -> TrainResult:
@@ -311,8 +312,7 @@ class Trainer:
             if self.validator is not None:
                 self.baselines = self.files.write_evaluation(self.validator)
                 if self.config.monitor.final_linear_probe:
-                    encoder = self.model.online.encoder
-                    self.linear_probe = self.files.write_linear_probes(self.validator, encoder)
+                    self.final_linear_probes(self.validator)
             self.files.write_summary(
                 self.config.data.source,
                 self.data.views.num_images,
@@ -323,6 +323,14 @@ class Trainer:
         return self.result(final)
 
     # ---- evaluation ----
+    def final_linear_probes(self, validator: KNNValidator) -> None:
+        """The fast linear probe on all labels and, where asked, on a few per class."""
+        encoder = self.model.online.encoder
+        self.linear_probe = self.files.write_linear_probes(validator, encoder)
+        few = self.config.monitor.final_linear_probe_labels_per_class
+        if few is not None:
+            self.linear_probe_few_labels = self.files.write_linear_probes(validator, encoder, few)
+
     def log_online_training_accuracy(self) -> None:
         """The online classifier's accuracy on the epoch's training views (one host read)."""
         if self.online is None:
@@ -410,4 +418,5 @@ class Trainer:
             baselines=self.baselines,
             online_test_top1=self.online_top1,
             linear_probe=self.linear_probe,
+            linear_probe_few_labels=self.linear_probe_few_labels,
         )

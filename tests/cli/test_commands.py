@@ -160,6 +160,21 @@ def test_quickstart_main_job_prints_trained_pixels_and_random_knn(
     expected = [100 * probes[name]["top1"] for name in ("encoder", "raw_pixels", "random_encoder")]
     assert printed == pytest.approx(expected, abs=0.01)
     assert 'id="linear-probe"' in (run_dir / "report.html").read_text()
+    # And on 10 labels per class, the figures `byol eval linear --labels-per-class 10` gives.
+    line = next(row for row in out.splitlines() if row.startswith("linear probe top-1 with 10"))
+    printed = [float(part.split()[-1].rstrip("%")) for part in line.split("|")]
+    few = json.loads((run_dir / "linear_probe_few_labels.json").read_text())
+    assert few["labels"] == {"labels_per_class": 10, "seed": 0}
+    expected = [100 * few[name]["top1"] for name in ("encoder", "raw_pixels", "random_encoder")]
+    assert printed == pytest.approx(expected, abs=0.01)
+    assert 'id="linear-probe-few-labels"' in (run_dir / "report.html").read_text()
+    capsys.readouterr()
+    evaluate = ["eval", "linear", "--checkpoint", str(run_dir / "checkpoints" / "final.pt")]
+    assert main([*evaluate, "--labels-per-class", "10"]) == 0
+    evaluated = last_json_line(capsys.readouterr().out)
+    assert evaluated["label_subset"]["train_images"] == 100
+    assert 100 * evaluated["top1"] == pytest.approx(expected[0], abs=0.01)
+    assert 100 * evaluated["raw_pixels"]["top1"] == pytest.approx(expected[1], abs=0.01)
 
 
 def test_embed_lists_unreadable_images_next_to_its_output(

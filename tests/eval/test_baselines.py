@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from byol.data.label_subset import label_subset
 from byol.eval.baselines import PixelEncoder, centred_pixels
 from byol.eval.linear import linear_probe
 from byol.eval.validation import KNNValidator
@@ -102,3 +103,17 @@ def test_linear_probes_fit_encoder_pixels_and_random_encoder_on_the_same_splits(
     assert probes["raw_pixels"].top1 > 0.8
     # An 8-wide random projection of the pixels keeps far less than the pixels.
     assert probes["encoder"].top1 < probes["raw_pixels"].top1
+    # With a few labels per class the probe sees only those bank images, as
+    # `byol eval linear --labels-per-class` chooses them.
+    few = validator.linear_probes(encoder, labels_per_class=3)
+    keep = torch.tensor(label_subset(validator.bank.labels.tolist(), per_class=3, seed=0))
+    direct_few = linear_probe(
+        pixels(validator.bank.images[keep]),
+        validator.bank.labels[keep],
+        pixels(validator.queries.images),
+        validator.queries.labels,
+        num_classes=10,
+        seed=config.train.seed,
+    )
+    assert abs(few["raw_pixels"].top1 - direct_few.top1) < 0.01
+    assert few["raw_pixels"].top1 < probes["raw_pixels"].top1  # 30 labels, not 300
