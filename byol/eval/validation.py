@@ -107,12 +107,13 @@ class KNNValidator:
         ``train.seed``), as ``byol eval linear --labels-per-class`` selects them."""
         if not self.enabled:
             return {}
-        keep = torch.arange(len(self.bank.labels))
+        bank_images, bank_labels = self.bank.images, self.bank.labels
         if labels_per_class is not None:
             chosen = label_subset(
-                self.bank.labels.tolist(), per_class=labels_per_class, seed=self.config.train.seed
+                bank_labels.tolist(), per_class=labels_per_class, seed=self.config.train.seed
             )
             keep = torch.tensor(chosen, dtype=torch.long)
+            bank_images, bank_labels = bank_images[keep], bank_labels[keep]
         augment = self.config.augment
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.train.seed)
@@ -124,7 +125,6 @@ class KNNValidator:
         }
         results = {}
         for name, module in encoders.items():
-            bank_images, bank_labels = self.bank.images[keep], self.bank.labels[keep]
             bank = self._features(module.to(self.device), bank_images, bank_labels)
             queries = self._features(module, self.queries.images, self.queries.labels)
             results[name] = linear_probe(
