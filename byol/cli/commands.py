@@ -336,15 +336,7 @@ def downstream(arguments: argparse.Namespace) -> int:
     loaded = load_encoder(arguments.checkpoint)
     model = build_dense_model(loaded, spec)
     shapes = check_dense_model(model, spec)
-    facts = {
-        "backbone": loaded.backbone,
-        "encoder": str(loaded.origin),
-        "image_size": loaded.image_size,
-        # Not in the state_dict: a detector keeps them as plain attributes of its transform.
-        "image_mean": list(loaded.mean),
-        "image_std": list(loaded.std),
-    }
-    weights, description = write_dense_model(model, spec, Path(arguments.out), facts)
+    weights, description = write_dense_model(model, spec, Path(arguments.out), loaded)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     print(

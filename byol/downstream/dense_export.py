@@ -1,4 +1,4 @@
-"""Detection and segmentation models over a trained encoder, written as files (``byol dense``).
+"""Detection and segmentation models over a trained encoder, written as files (``byol downstream``).
 
 :func:`build_dense_model` builds one of torchvision's detectors (Faster R-CNN, Mask R-CNN,
 RetinaNet) or segmenters (DeepLabV3, FCN) with the trained ResNet as its backbone;
@@ -8,6 +8,7 @@ how it was built, so that a training script without ``byol`` starts from it::
     from safetensors.torch import load_file
     from torchvision.models.detection import FasterRCNN
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+    from torchvision.ops.misc import FrozenBatchNorm2d
 
     backbone = resnet_fpn_backbone(backbone_name="resnet50", weights=None, trainable_layers=3,
                                    norm_layer=FrozenBatchNorm2d)
@@ -22,10 +23,8 @@ the model torchvision's builders make for the same ResNet and head.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import save
@@ -93,14 +92,24 @@ def check_dense_model(model: nn.Module, spec: DenseModelSpec) -> dict[str, list[
 
 
 def write_dense_model(
-    model: nn.Module, spec: DenseModelSpec, out: Path, facts: Mapping[str, Any]
+    model: nn.Module, spec: DenseModelSpec, out: Path, loaded: LoadedEncoder
 ) -> tuple[Path, Path]:
-    """``model.state_dict()`` as safetensors at ``out`` and ``spec`` plus ``facts`` (the
-    encoder's name, origin, image size) as JSON beside it (``out`` with ``.json``)."""
+    """``model.state_dict()`` as safetensors at ``out`` and, as JSON beside it (``out`` with
+    ``.json``), ``spec`` and the encoder it was built from: backbone, origin, image size and
+    normalisation, which a detector keeps as plain attributes, outside its ``state_dict``."""
     check_weights_path(str(out))
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     write_bytes(out, save(state))
     description = out.with_suffix(".json")
-    document = {**asdict(spec), **facts, "weights": out.name, "tensors": len(state)}
+    document = {
+        **asdict(spec),
+        "backbone": loaded.backbone,
+        "encoder": str(loaded.origin),
+        "image_size": loaded.image_size,
+        "image_mean": list(loaded.mean),
+        "image_std": list(loaded.std),
+        "weights": out.name,
+        "tensors": len(state),
+    }
     write_bytes(description, (json.dumps(document, indent=2) + "\n").encode())
     return out, description
