@@ -93,3 +93,17 @@ def test_the_cli_picks_the_recipe_for_the_epochs_it_is_given() -> None:
 def test_bad_run_length_is_refused() -> None:
     with pytest.raises(ValueError, match="epochs=0"):
         preset("cifar10", 0)
+
+
+def test_the_quick_start_takes_the_short_run_tau_unless_told_to_train_longer() -> None:
+    # Measured on the digits at 60 epochs: tau_base 0.97 gave k-NN 95.6% where 0.99 gave 92.4%.
+    assert preset("digits").train.epochs == 60 and preset("digits").target.tau_base == 0.97
+    # At 1.0 one seed in four collapsed early; at 0.5 none of four did.
+    assert preset("digits").optim.base_learning_rate == 0.5
+    assert preset("digits", 100).target.tau_base == 0.99
+    parser = build_parser()
+    arguments = parser.parse_args(["train", "--train.epochs", "100"])
+    config = resolve_train_config(arguments).config
+    assert config.train.epochs == 100 and config.target.tau_base == 0.99
+    arguments = parser.parse_args(["train", "--train.epochs", "100", "--target.tau_base", "0.9"])
+    assert resolve_train_config(arguments).config.target.tau_base == 0.9

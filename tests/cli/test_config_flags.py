@@ -54,7 +54,7 @@ def test_bad_flag_values_name_the_field(flag: str, text: str, message: str) -> N
 @pytest.mark.parametrize(
     ("args", "preset", "backbone", "line"),
     [
-        ((), "digits", "small_resnet18_w16", "preset: digits (no data argument"),
+        ((), "digits", "small_resnet18_w8", "preset: digits (no data argument"),
         (
             ("cifar10",),
             "cifar10",
@@ -62,7 +62,7 @@ def test_bad_flag_values_name_the_field(flag: str, text: str, message: str) -> N
             "preset: cifar10 (the recipe for the cifar10 data set; --preset NAME to change)",
         ),
         (("some/folder",), "images", None, "preset: images (the recipe for a folder of images"),
-        (("cifar10", "--preset", "digits"), "digits", "small_resnet18_w16", "(from --preset)"),
+        (("cifar10", "--preset", "digits"), "digits", "small_resnet18_w8", "(from --preset)"),
     ],
 )
 def test_the_data_argument_picks_the_preset_unless_preset_is_given(
@@ -115,7 +115,7 @@ def test_help_groups_flags_by_section_with_docs_choices_and_preset_values(
     assert "Starting EMA decay" in text  # target.tau_base's docstring
     assert "--optim.optimizer {lars,sgd,adamw}" in text
     assert "small_resnet18_w16" in text and "wide_resnet50_2" in text
-    assert "Default: 0.99 [library: 0.996]" in " ".join(text.split())  # the digits preset
+    assert "Default: 0.97 [library: 0.996]" in " ".join(text.split())  # the digits preset
     assert "Defaults shown are the digits preset's" in " ".join(text.split())
     assert "(default: None)" not in text
 
