@@ -149,4 +149,4 @@ def test_help_lists_every_option_with_default() -> None:
         "--augment.view2.solarize_prob",
     ):
         assert flag in result.stdout
-    assert "Default: 0.99 [library: 0.996]" in " ".join(result.stdout.split())
+    assert "Default: 0.97 [library: 0.996]" in " ".join(result.stdout.split())
