@@ -149,13 +149,14 @@ def digits(epochs: int = 60) -> Config:
 
     tau_base follows the run length as in the official presets (configs/byol.py: 0.97 for 40
     epochs, 0.99 from 100), chosen here by measurement
-    (benchmarks/results/2026-12-02-digits-quickstart-w8): at 60 epochs with width 8, tau_base
-    0.99 / 0.97 / 0.95 / 0.9 gave k-NN 92.4% / 95.6% / 96.4% / 96.0% and 10-label linear probes
-    89.6% / 91.8% / 92.2% / 91.6% (raw pixels 97.6% and 88.0%). Width 16 takes 2.6 times as
-    long per epoch; 8 px crops were worse (10-label probe 88.4%). base_learning_rate is half the
-    other presets' 1.0: at 1.0 one seed in four collapsed early (projection effective rank 4.7
-    after 80 steps, 10-label probe 5.6 points below the pixels); at 0.5 four seeds of four
-    beat the pixels with 10 labels per class.
+    (benchmarks/results/2026-12-02-digits-quickstart-w8): at 60 epochs with width 8 and lr 1.0,
+    tau_base 0.99 / 0.97 / 0.95 / 0.9 gave k-NN 92.4% / 95.6% / 96.4% / 96.0% and 10-label
+    linear probes 89.6% / 91.8% / 92.2% / 91.6% (raw pixels 97.6% and 88.0%). Width 16 takes
+    2.6 times as long per epoch; 8 px crops were worse (10-label probe 88.4%).
+    base_learning_rate is half the other presets' 1.0: at 1.0 one run in four (seed 2 on two
+    threads) collapsed early (projection effective rank 4.7 after 80 steps, 10-label probe 12.4
+    points below the pixels); at 0.5 four seeds of four beat the pixels with 10 labels per
+    class (+2.2 to +7.3 points). 100 epochs and more at width 8 are not measured.
     """
     config = Config()
     config.model.backbone = "small_resnet18_w8"

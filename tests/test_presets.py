@@ -98,7 +98,7 @@ def test_bad_run_length_is_refused() -> None:
 def test_the_quick_start_takes_the_short_run_tau_unless_told_to_train_longer() -> None:
     # Measured on the digits at 60 epochs: tau_base 0.97 gave k-NN 95.6% where 0.99 gave 92.4%.
     assert preset("digits").train.epochs == 60 and preset("digits").target.tau_base == 0.97
-    # At 1.0 one seed in four collapsed early; at 0.5 none of four did.
+    # At 1.0 one run in four collapsed early; at 0.5 none of four seeds did.
     assert preset("digits").optim.base_learning_rate == 0.5
     assert preset("digits", 100).target.tau_base == 0.99
     parser = build_parser()
