@@ -82,24 +82,28 @@ def run_variant(name: str, arguments: argparse.Namespace, work: Path) -> dict[st
     epochs = arguments.epochs
     config = preset("cifar10", epochs)
     apply_dotted(config, {**COMMON, **VARIANTS[name], "data.cache_dir": arguments.cache_dir})
+    if arguments.seed is not None:
+        config.train.seed = arguments.seed
     config.data.max_images = arguments.max_images
     config.optim.batch_size = arguments.batch_size
     config.monitor.knn_every_epochs = arguments.knn_every or epochs
-    config.train.output_dir, config.train.run_name = str(work), name
-    shutil.rmtree(work / name, ignore_errors=True)
+    name_on_disk = name if arguments.seed is None else f"{name}-seed{arguments.seed}"
+    config.train.output_dir, config.train.run_name = str(work), name_on_disk
+    shutil.rmtree(work / name_on_disk, ignore_errors=True)
     started = time.perf_counter()
     result = train(config, progress=False)
     seconds = time.perf_counter() - started
-    with (work / name / "metrics.csv").open() as handle:
+    with (work / name_on_disk / "metrics.csv").open() as handle:
         curve = {
             int(row["epoch"]): float(row["knn_top1"])
             for row in csv.DictReader(handle)
             if row.get("knn_top1")
         }
-    shutil.copy(work / name / "metrics.csv", work.parent / f"{name}.metrics.csv")
-    shutil.rmtree(work / name, ignore_errors=True)
+    shutil.copy(work / name_on_disk / "metrics.csv", work.parent / f"{name_on_disk}.metrics.csv")
+    shutil.rmtree(work / name_on_disk, ignore_errors=True)
     return {
         "variant": name,
+        "seed": config.train.seed,
         "overrides": VARIANTS[name],
         "epochs": epochs,
         "train_images": arguments.max_images,
@@ -118,6 +122,11 @@ def run_variant(name: str, arguments: argparse.Namespace, work: Path) -> dict[st
     }
 
 
+def is_recorded(record: dict[str, object], name: str, seed: int | None) -> bool:
+    """Whether ``record`` already holds variant ``name`` at ``seed`` (None: its own seed)."""
+    return record["variant"] == name and (seed is None or record.get("seed") == seed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
@@ -127,14 +136,17 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="JSON-lines file the results go to")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), required=True)
     parser.add_argument("--cache-dir", default="~/.cache/byol")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="train.seed for every variant (default: its own)"
+    )
     arguments = parser.parse_args()
     out = Path(arguments.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if out.exists():
-        done = {json.loads(line)["variant"] for line in out.read_text().splitlines() if line}
+    records = (
+        [json.loads(line) for line in out.read_text().splitlines() if line] if out.exists() else []
+    )
     for name in arguments.variants:
-        if name in done:
+        if any(is_recorded(record, name, arguments.seed) for record in records):
             continue
         record = run_variant(name, arguments, out.parent / "runs")
         print(json.dumps(record), flush=True)

@@ -71,7 +71,7 @@ def training_loader(arguments: argparse.Namespace) -> DataLoader:
         drop_last=True,
         num_workers=arguments.workers,
         persistent_workers=arguments.workers > 0,
-        generator=torch.Generator().manual_seed(0),
+        generator=torch.Generator().manual_seed(arguments.seed),
     )
 
 
@@ -104,8 +104,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--cache-dir", default="~/.cache/byol")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and batch order")
     arguments = parser.parse_args()
-    torch.manual_seed(0)
+    torch.manual_seed(arguments.seed)
     validator = knn_validator(arguments)
     loader = training_loader(arguments)
     backbone = build_backbone(arguments.backbone, cifar_stem=True)
@@ -140,6 +141,7 @@ def write_record(
     record = {
         "implementation": "lightly 1.6.0, CIFAR-10 benchmark recipe (BYOLModel)",
         **provenance("benchmarks.quality.lightly_recipe", arguments),
+        "seed": arguments.seed,
         "epochs": arguments.epochs,
         "epochs_done": epoch,
         "train_images": arguments.max_images,

@@ -25,9 +25,16 @@ def read_runs(paths: list[Path]) -> list[dict[str, object]]:
     return runs
 
 
+def _name(run: dict[str, object]) -> str:
+    """The run's column: its variant (with its seed unless 0) or its implementation."""
+    name = str(run.get("variant") or run.get("implementation"))
+    seed = run.get("seed")
+    return f"{name} seed {seed}" if seed else name
+
+
 def markdown(runs: list[dict[str, object]]) -> str:
     """Rows: epochs; columns: runs, then the baselines of the first run that has them."""
-    names = [str(run.get("variant") or run.get("implementation")) for run in runs]
+    names = [_name(run) for run in runs]
     curves = [
         {int(k): float(v) for k, v in dict(run["knn_top1_by_epoch"]).items()}  # type: ignore[call-overload]
         for run in runs

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.quality.ablate import COMMON, VARIANTS
+from benchmarks.quality.ablate import COMMON, VARIANTS, is_recorded
 from benchmarks.quality.table import markdown, read_runs
 from byol.config_io import apply_dotted
 from byol.presets import preset
@@ -37,3 +37,17 @@ def test_table_lines_up_epochs_runs_and_baselines(tmp_path: Path) -> None:
     )
     assert lines[2] == "| 2 | 30.00% | 28.00% | 39.00% | 27.00% |"
     assert lines[3] == "| 4 | 35.00% |  | 39.00% | 27.00% |"
+
+
+def test_a_rerun_skips_a_variant_only_at_a_seed_it_already_has() -> None:
+    record = {"variant": "lr0.1", "seed": 1}
+    assert is_recorded(record, "lr0.1", 1)
+    assert not is_recorded(record, "lr0.1", 2)
+    assert not is_recorded(record, "preset", 1)
+    assert is_recorded(record, "lr0.1", None)
+
+
+def test_table_names_a_run_by_its_seed_unless_zero() -> None:
+    curve = {"knn_top1_by_epoch": {"2": 0.3}}
+    runs = [{"variant": "lr0.1", "seed": 0, **curve}, {"variant": "lr0.1", "seed": 1, **curve}]
+    assert markdown(runs).splitlines()[0] == "| epoch | lr0.1 | lr0.1 seed 1 |"
