@@ -37,7 +37,7 @@ COMMON: Overrides = {
 }
 
 # The base is the short-run preset (``preset("cifar10", epochs)`` below 100 epochs): solo-learn's
-# LARS recipe at base lr 0.25 with a tenth of the run as warm-up. Each variant changes one
+# LARS recipe at base lr 0.1 with a tenth of the run as warm-up. Each variant changes one
 # factor; ``sgd`` is lightly's CIFAR-10 benchmark recipe in our code (the 100-999-epoch preset).
 SGD: Overrides = {
     "optim.optimizer": "sgd",
@@ -59,7 +59,9 @@ VARIANTS: dict[str, Overrides] = {
     "sgd": SGD,
     "lr1.0": {"optim.base_learning_rate": 1.0},
     "lr0.5": {"optim.base_learning_rate": 0.5},
+    "lr0.25": {"optim.base_learning_rate": 0.25},
     "lr0.1": {"optim.base_learning_rate": 0.1},
+    "lr0.05": {"optim.base_learning_rate": 0.05},
     "no-trust-clip": {"optim.lars_trust_clip": False},
     "wd5e-4": {"optim.weight_decay": 5e-4},
     "warmup0": {"optim.warmup_epochs": 0.0},
