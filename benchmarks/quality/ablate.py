@@ -79,6 +79,16 @@ VARIANTS: dict[str, Overrides] = {
 }
 
 
+def run_name(name: str, seed: int | None) -> str:
+    """The variant's run and metrics name: ``lr0.1``, or ``lr0.1-seed2`` with ``--seed 2``."""
+    return name if seed is None else f"{name}-seed{seed}"
+
+
+def metrics_path(folder: Path, name: str, seed: int | None) -> Path:
+    """Where the variant's ``metrics.csv`` is kept, beside the ``--out`` file."""
+    return folder / f"{run_name(name, seed)}.metrics.csv"
+
+
 def run_variant(name: str, arguments: argparse.Namespace, work: Path) -> dict[str, object]:
     """Train one variant and return its figures (final and per evaluation) and settings."""
     epochs = arguments.epochs
@@ -89,7 +99,7 @@ def run_variant(name: str, arguments: argparse.Namespace, work: Path) -> dict[st
     config.data.max_images = arguments.max_images
     config.optim.batch_size = arguments.batch_size
     config.monitor.knn_every_epochs = arguments.knn_every or epochs
-    name_on_disk = name if arguments.seed is None else f"{name}-seed{arguments.seed}"
+    name_on_disk = run_name(name, arguments.seed)
     config.train.output_dir, config.train.run_name = str(work), name_on_disk
     shutil.rmtree(work / name_on_disk, ignore_errors=True)
     started = time.perf_counter()
@@ -101,7 +111,9 @@ def run_variant(name: str, arguments: argparse.Namespace, work: Path) -> dict[st
             for row in csv.DictReader(handle)
             if row.get("knn_top1")
         }
-    shutil.copy(work / name_on_disk / "metrics.csv", work.parent / f"{name_on_disk}.metrics.csv")
+    shutil.copy(
+        work / name_on_disk / "metrics.csv", metrics_path(work.parent, name, arguments.seed)
+    )
     shutil.rmtree(work / name_on_disk, ignore_errors=True)
     return {
         "variant": name,
@@ -147,9 +159,21 @@ def main() -> None:
     records = (
         [json.loads(line) for line in out.read_text().splitlines() if line] if out.exists() else []
     )
-    for name in arguments.variants:
-        if any(is_recorded(record, name, arguments.seed) for record in records):
-            continue
+    pending = [
+        name
+        for name in arguments.variants
+        if not any(is_recorded(record, name, arguments.seed) for record in records)
+    ]
+    # Another --out file in the same folder may hold the same variant and seed (another
+    # machine, precision): its metrics file would be overwritten.
+    taken = [metrics_path(out.parent, name, arguments.seed) for name in pending]
+    taken = [path for path in taken if path.exists()]
+    if taken:
+        raise SystemExit(
+            f"{', '.join(map(str, taken))} already exist from another run of the same variant "
+            "and seed; give --out a file in a new folder, or move those files away"
+        )
+    for name in pending:
         record = run_variant(name, arguments, out.parent / "runs")
         print(json.dumps(record), flush=True)
         with out.open("a") as handle:

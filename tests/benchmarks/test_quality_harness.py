@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from benchmarks.quality.ablate import COMMON, VARIANTS, is_recorded
+from benchmarks.quality.ablate import COMMON, VARIANTS, is_recorded, main, metrics_path
 from benchmarks.quality.table import markdown, read_runs
 from byol.config_io import apply_dotted
 from byol.presets import preset
@@ -51,3 +52,28 @@ def test_table_names_a_run_by_its_seed_unless_zero() -> None:
     curve = {"knn_top1_by_epoch": {"2": 0.3}}
     runs = [{"variant": "lr0.1", "seed": 0, **curve}, {"variant": "lr0.1", "seed": 1, **curve}]
     assert markdown(runs).splitlines()[0] == "| epoch | lr0.1 | lr0.1 seed 1 |"
+
+
+def _ablate(monkeypatch: pytest.MonkeyPatch, out: Path, *flags: str) -> None:
+    monkeypatch.setattr("sys.argv", ["ablate", "--out", str(out), *flags])
+    main()
+
+
+def test_a_new_out_file_refuses_to_overwrite_the_metrics_of_the_same_variant_and_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = metrics_path(tmp_path, "lr0.1", 1)
+    taken.write_text("step,epoch\n")
+    with pytest.raises(SystemExit, match=re.escape(f"{taken} already exist")):
+        _ablate(monkeypatch, tmp_path / "bf16.jsonl", "--variants", "lr0.1", "--seed", "1")
+    assert taken.read_text() == "step,epoch\n"
+
+
+def test_a_resumed_sweep_skips_what_its_out_file_holds_without_refusing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "ours.jsonl"
+    out.write_text(json.dumps({"variant": "lr0.1", "seed": 1}) + "\n")
+    metrics_path(tmp_path, "lr0.1", 1).write_text("step,epoch\n")
+    _ablate(monkeypatch, out, "--variants", "lr0.1", "--seed", "1")
+    assert len(out.read_text().splitlines()) == 1
