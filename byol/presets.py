@@ -23,7 +23,7 @@ Presets follow the run length: :func:`preset` takes the number of epochs (the CL
     too few steps to work with; at batch 256 and 390 steps the full base rate of 1.0 collapsed
     (k-NN falling from 28.6% to 25.0%, below the random encoder's 27.9%;
     ``benchmarks/results/2026-12-02-cifar10-short-runs``). Against 0.25, base 0.1 kept the
-    mean k-NN over seeds and narrowed their spread from 4-5 points to about 1
+    mean k-NN over seeds and narrowed their spread from 4-5 points to 1-2
     (``benchmarks/results/2026-12-03-cifar10-learning-rate``).
 * ``images``: a user's own folder: ResNet-18 with the ImageNet stem at 96 px, the paper's views
   (blur included) and the ``cifar10`` recipe for the run length, 100 epochs by default.

@@ -60,6 +60,7 @@ VARIANTS: dict[str, Overrides] = {
     "lr1.0": {"optim.base_learning_rate": 1.0},
     "lr0.5": {"optim.base_learning_rate": 0.5},
     "lr0.25": {"optim.base_learning_rate": 0.25},
+    # The preset's own rate since it moved from 0.25; kept under the name its records carry.
     "lr0.1": {"optim.base_learning_rate": 0.1},
     "lr0.05": {"optim.base_learning_rate": 0.05},
     "no-trust-clip": {"optim.lars_trust_clip": False},
@@ -166,8 +167,8 @@ def main() -> None:
     ]
     # Another --out file in the same folder may hold the same variant and seed (another
     # machine, precision): its metrics file would be overwritten.
-    taken = [metrics_path(out.parent, name, arguments.seed) for name in pending]
-    taken = [path for path in taken if path.exists()]
+    paths = (metrics_path(out.parent, name, arguments.seed) for name in pending)
+    taken = [path for path in paths if path.exists()]
     if taken:
         raise SystemExit(
             f"{', '.join(map(str, taken))} already exist from another run of the same variant "
