@@ -5,9 +5,10 @@
     python -m benchmarks.accuracy.run --preset cifar10 --minutes 30 \
         --out benchmarks/results/YYYY-MM-DD-cifar10-30min  # a wall-clock budget
 
-With ``--minutes`` the number of epochs is chosen from a short timed warm-up so that the whole
-schedule (warm-up, cosine learning rate, tau) completes inside the wall-clock budget; the
-schedule must end on time for the figure to be meaningful. Writes ``result.json`` (figures,
+With ``--minutes`` the run's length in steps is chosen from the steady throughput of a 100-step
+probe run so that the whole schedule (warm-up, cosine learning rate, tau) completes inside the
+wall-clock budget (:mod:`benchmarks.accuracy.budget`); the recipe is the preset's for the
+epochs that hold those steps, and ``train.max_steps`` ends it at the budget. Writes ``result.json`` (figures,
 command, commit, machine) and copies the run's metrics and report into ``--out``.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.accuracy.budget import epochs_covering, steady_images_per_second, steps_for_budget
 from byol.config_io import apply_dotted, parse_scalar
 from byol.eval.baselines import PixelEncoder
 from byol.eval.batches import eval_batches
@@ -103,25 +105,34 @@ def _linear(validator: KNNValidator, encoder: torch.nn.Module, config, device: t
     )
 
 
-def epochs_for_budget(arguments: argparse.Namespace, out: Path) -> int:
-    """Epochs that fit ``--minutes``, from the steady-state images/s of a 60-step probe run."""
+PROBE_STEPS, PROBE_WINDOW = 100, 20
+
+
+def budget_plan(arguments: argparse.Namespace, out: Path) -> tuple[int, int, float]:
+    """``(epochs, steps, images/s)`` that fit ``--minutes``, from a 100-step probe run's
+    steady throughput (see :mod:`benchmarks.accuracy.budget`)."""
     # Throughput of the short-run recipe: a budget on a CPU is a short run.
     probe = preset(arguments.preset, 10)
     apply_dotted(probe, {k: parse_scalar(v) for k, v in (s.split("=", 1) for s in arguments.set)})
-    probe.train.max_steps, probe.train.log_every_steps = 60, 20
+    probe.train.max_steps, probe.train.log_every_steps = PROBE_STEPS, PROBE_WINDOW
     probe.monitor.knn_every_epochs, probe.data.val_source = 0, None
     probe.train.output_dir, probe.train.run_name = str(out / "probe-runs"), "probe"
     shutil.rmtree(out / "probe-runs", ignore_errors=True)  # left by a run that was stopped
     result = train(probe, progress=False)
     with (result.run_dir / "metrics.csv").open() as handle:
-        # The last rows can be end-of-epoch evaluations, which have no throughput.
-        rates = [row["images_per_second"] for row in csv.DictReader(handle)]
-    rate = float([value for value in rates if value][-1])
+        # End-of-epoch evaluation rows have no throughput.
+        rates = [
+            float(row["images_per_second"])
+            for row in csv.DictReader(handle)
+            if row["images_per_second"]
+        ]
     shutil.rmtree(out / "probe-runs", ignore_errors=True)
-    images_per_epoch = training_source(probe).num_images
-    epochs = max(1, int(arguments.minutes * 60 * rate / images_per_epoch))
-    print(f"{rate:.0f} images/s -> {epochs} epochs in {arguments.minutes} min")
-    return epochs
+    rate = steady_images_per_second(rates)
+    steps = steps_for_budget(arguments.minutes * 60, rate, probe.optim.batch_size)
+    steps_per_epoch = training_source(probe).num_images // probe.optim.batch_size
+    epochs = epochs_covering(steps, steps_per_epoch)
+    print(f"{rate:.0f} images/s -> {steps} steps ({epochs} epochs) in {arguments.minutes} min")
+    return epochs, steps, rate
 
 
 def main() -> None:
@@ -142,26 +153,31 @@ def main() -> None:
     arguments = parser.parse_args()
     out = Path(arguments.out)
     out.mkdir(parents=True, exist_ok=True)
-    epochs = arguments.epochs
+    epochs, budget_steps, probe_rate = arguments.epochs, None, None
     if arguments.minutes is not None:
-        epochs = epochs_for_budget(arguments, out)
+        epochs, budget_steps, probe_rate = budget_plan(arguments, out)
     # The preset's recipe follows the run length, as `byol train --train.epochs N` does.
     config = preset(arguments.preset, epochs)
     apply_dotted(config, {k: parse_scalar(v) for k, v in (s.split("=", 1) for s in arguments.set)})
+    if budget_steps is not None:
+        config.train.max_steps = budget_steps
     # Off by default so that train_seconds times training alone.
     config.monitor.knn_every_epochs = arguments.knn_every
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
+    # The random encoder of the baseline: the architecture, seeded as the run is.
     torch.manual_seed(config.train.seed)
-    random_encoder = build_model(config.model).online.encoder.to(device)
-    baseline = evaluate(config, random_encoder, device)
-    print("random encoder:", baseline, flush=True)
-    pixels = raw_pixels(config, device)
-    print("raw pixels:", pixels, flush=True)
+    random_encoder = build_model(config.model).online.encoder
 
+    # Training first, so that with --minutes it overlaps the other side's training, as the
+    # probe did; the baselines are evaluated afterwards.
     started = time.perf_counter()
     result = train(config, progress=True)
     train_seconds = time.perf_counter() - started
+    baseline = evaluate(config, random_encoder.to(device), device)
+    print("random encoder:", baseline, flush=True)
+    pixels = raw_pixels(config, device)
+    print("raw pixels:", pixels, flush=True)
     from byol.checkpoint import load_encoder_from_checkpoint
 
     encoder, _ = load_encoder_from_checkpoint(result.checkpoint)
@@ -183,6 +199,8 @@ def main() -> None:
         "epochs": config.train.epochs,
         "steps": result.steps,
         "train_seconds": round(train_seconds, 1),
+        "budget_seconds": None if arguments.minutes is None else arguments.minutes * 60,
+        "probe_images_per_second": None if probe_rate is None else round(probe_rate, 1),
         "byol": figures,
         "random_init": baseline,
         "raw_pixels": pixels,
