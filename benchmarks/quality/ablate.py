@@ -80,14 +80,21 @@ VARIANTS: dict[str, Overrides] = {
 }
 
 
-def run_name(name: str, seed: int | None) -> str:
-    """The variant's run and metrics name: ``lr0.1``, or ``lr0.1-seed2`` with ``--seed 2``."""
-    return name if seed is None else f"{name}-seed{seed}"
+PRESET_BATCH_SIZE = 256
 
 
-def metrics_path(folder: Path, name: str, seed: int | None) -> Path:
+def run_name(name: str, seed: int | None, batch_size: int = PRESET_BATCH_SIZE) -> str:
+    """The variant's run and metrics name: ``lr0.1``, ``lr0.1-seed2`` with ``--seed 2``,
+    ``lr0.1-batch128-seed2`` with ``--batch-size 128`` too."""
+    batch = "" if batch_size == PRESET_BATCH_SIZE else f"-batch{batch_size}"
+    return f"{name}{batch}" + ("" if seed is None else f"-seed{seed}")
+
+
+def metrics_path(
+    folder: Path, name: str, seed: int | None, batch_size: int = PRESET_BATCH_SIZE
+) -> Path:
     """Where the variant's ``metrics.csv`` is kept, beside the ``--out`` file."""
-    return folder / f"{run_name(name, seed)}.metrics.csv"
+    return folder / f"{run_name(name, seed, batch_size)}.metrics.csv"
 
 
 def run_variant(name: str, arguments: argparse.Namespace, work: Path) -> dict[str, object]:
@@ -100,7 +107,7 @@ def run_variant(name: str, arguments: argparse.Namespace, work: Path) -> dict[st
     config.data.max_images = arguments.max_images
     config.optim.batch_size = arguments.batch_size
     config.monitor.knn_every_epochs = arguments.knn_every or epochs
-    name_on_disk = run_name(name, arguments.seed)
+    name_on_disk = run_name(name, arguments.seed, arguments.batch_size)
     config.train.output_dir, config.train.run_name = str(work), name_on_disk
     shutil.rmtree(work / name_on_disk, ignore_errors=True)
     started = time.perf_counter()
@@ -113,7 +120,8 @@ def run_variant(name: str, arguments: argparse.Namespace, work: Path) -> dict[st
             if row.get("knn_top1")
         }
     shutil.copy(
-        work / name_on_disk / "metrics.csv", metrics_path(work.parent, name, arguments.seed)
+        work / name_on_disk / "metrics.csv",
+        metrics_path(work.parent, name, arguments.seed, arguments.batch_size),
     )
     shutil.rmtree(work / name_on_disk, ignore_errors=True)
     return {
@@ -137,16 +145,23 @@ def run_variant(name: str, arguments: argparse.Namespace, work: Path) -> dict[st
     }
 
 
-def is_recorded(record: dict[str, object], name: str, seed: int | None) -> bool:
-    """Whether ``record`` already holds variant ``name`` at ``seed`` (None: its own seed)."""
-    return record["variant"] == name and (seed is None or record.get("seed") == seed)
+def is_recorded(
+    record: dict[str, object], name: str, seed: int | None, batch_size: int = PRESET_BATCH_SIZE
+) -> bool:
+    """Whether ``record`` already holds variant ``name`` at ``seed`` (None: its own seed) and
+    ``batch_size``."""
+    return (
+        record["variant"] == name
+        and (seed is None or record.get("seed") == seed)
+        and record.get("batch_size", PRESET_BATCH_SIZE) == batch_size
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max-images", type=int, default=10000, help="class-balanced subset")
-    parser.add_argument("--batch-size", type=int, default=256, help="the preset's")
+    parser.add_argument("--batch-size", type=int, default=PRESET_BATCH_SIZE, help="the preset's")
     parser.add_argument("--knn-every", type=int, default=0, help="k-NN every N epochs (0: end)")
     parser.add_argument("--out", required=True, help="JSON-lines file the results go to")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), required=True)
@@ -163,11 +178,15 @@ def main() -> None:
     pending = [
         name
         for name in arguments.variants
-        if not any(is_recorded(record, name, arguments.seed) for record in records)
+        if not any(
+            is_recorded(record, name, arguments.seed, arguments.batch_size) for record in records
+        )
     ]
     # Another --out file in the same folder may hold the same variant and seed (another
     # machine, precision): its metrics file would be overwritten.
-    paths = (metrics_path(out.parent, name, arguments.seed) for name in pending)
+    paths = (
+        metrics_path(out.parent, name, arguments.seed, arguments.batch_size) for name in pending
+    )
     taken = [path for path in paths if path.exists()]
     if taken:
         raise SystemExit(

@@ -46,6 +46,7 @@ def test_a_rerun_skips_a_variant_only_at_a_seed_it_already_has() -> None:
     assert not is_recorded(record, "lr0.1", 2)
     assert not is_recorded(record, "preset", 1)
     assert is_recorded(record, "lr0.1", None)
+    assert not is_recorded(record, "lr0.1", 1, batch_size=128)
 
 
 def test_table_names_a_run_by_its_seed_unless_zero() -> None:
@@ -77,3 +78,9 @@ def test_a_resumed_sweep_skips_what_its_out_file_holds_without_refusing(
     metrics_path(tmp_path, "lr0.1", 1).write_text("step,epoch\n")
     _ablate(monkeypatch, out, "--variants", "lr0.1", "--seed", "1")
     assert len(out.read_text().splitlines()) == 1
+
+
+def test_runs_at_another_batch_size_get_their_own_names(tmp_path: Path) -> None:
+    # Two runs of one variant and seed at two batch sizes, side by side, must not share files.
+    assert metrics_path(tmp_path, "preset", 2).name == "preset-seed2.metrics.csv"
+    assert metrics_path(tmp_path, "preset", 2, 128).name == "preset-batch128-seed2.metrics.csv"
