@@ -32,7 +32,7 @@ from byol.backbones import build_backbone
 from byol.config import IMAGENET_MEAN, IMAGENET_STD
 from byol.data.cifar10 import unpack_cifar10_jpg
 from byol.eval.validation import KNNValidator
-from byol.presets import preset
+from byol.presets import SHORT_RUN_BATCH_SIZE, preset
 
 # Throughput is measured from step PROBE_FROM to PROBE_TO: the first steps start the workers.
 PROBE_FROM, PROBE_TO = 10, 40
@@ -42,7 +42,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, required=True)
     parser.add_argument("--backbone", default="small_resnet18_w16")
-    parser.add_argument("--batch-size", type=int, default=256)
+    # Our short-run preset's batch, so that both sides take the same number of steps per image.
+    parser.add_argument("--batch-size", type=int, default=SHORT_RUN_BATCH_SIZE)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache-dir", default="~/.cache/byol")
     parser.add_argument("--out", required=True)

@@ -2,9 +2,10 @@
 
 Every variant is a base recipe with a few config fields changed; all train the same backbone
 (``small_resnet18_w16``) on the same class-balanced CIFAR-10 training subset at 32 px, batch
-256 (the preset's), for the same epochs, and are scored by the same k-NN (k=200, T=0.1,
-cosine; the training subset as bank, the full test split as queries). The subset keeps a run
-under ten minutes on one core with AVX-512 BF16 (about 250 images/s). Results are appended as
+64 (the short-run preset's; ``--batch-size`` sets another), for the same epochs, and are scored
+by the same k-NN (k=200, T=0.1, cosine; the training subset as bank, the full test split as
+queries). The subset keeps a run under ten minutes on one core with AVX-512 BF16 (250-330
+images/s). Results are appended as
 JSON lines, so a killed sweep keeps what it finished and a rerun skips it.
 
     OMP_NUM_THREADS=1 python -m benchmarks.quality.ablate --epochs 10 --max-images 10000 \
@@ -24,7 +25,13 @@ import torch
 
 from benchmarks.accuracy.run import commit, machine
 from byol.config_io import apply_dotted
-from byol.presets import SGD_HEAD_WIDTH, SGD_LEARNING_RATE, SGD_WEIGHT_DECAY, preset
+from byol.presets import (
+    SGD_HEAD_WIDTH,
+    SGD_LEARNING_RATE,
+    SGD_WEIGHT_DECAY,
+    SHORT_RUN_BATCH_SIZE,
+    preset,
+)
 from byol.train.engine import train
 
 Overrides = dict[str, object]
@@ -80,18 +87,19 @@ VARIANTS: dict[str, Overrides] = {
 }
 
 
-PRESET_BATCH_SIZE = 256
+# The batch of the records made before the short-run preset went to 64: their names carry none.
+UNNAMED_BATCH_SIZE = 256
 
 
-def run_name(name: str, seed: int | None, batch_size: int = PRESET_BATCH_SIZE) -> str:
+def run_name(name: str, seed: int | None, batch_size: int = UNNAMED_BATCH_SIZE) -> str:
     """The variant's run and metrics name: ``lr0.1``, ``lr0.1-seed2`` with ``--seed 2``,
     ``lr0.1-batch128-seed2`` with ``--batch-size 128`` too."""
-    batch = "" if batch_size == PRESET_BATCH_SIZE else f"-batch{batch_size}"
+    batch = "" if batch_size == UNNAMED_BATCH_SIZE else f"-batch{batch_size}"
     return f"{name}{batch}" + ("" if seed is None else f"-seed{seed}")
 
 
 def metrics_path(
-    folder: Path, name: str, seed: int | None, batch_size: int = PRESET_BATCH_SIZE
+    folder: Path, name: str, seed: int | None, batch_size: int = UNNAMED_BATCH_SIZE
 ) -> Path:
     """Where the variant's ``metrics.csv`` is kept, beside the ``--out`` file."""
     return folder / f"{run_name(name, seed, batch_size)}.metrics.csv"
@@ -146,14 +154,14 @@ def run_variant(name: str, arguments: argparse.Namespace, work: Path) -> dict[st
 
 
 def is_recorded(
-    record: dict[str, object], name: str, seed: int | None, batch_size: int = PRESET_BATCH_SIZE
+    record: dict[str, object], name: str, seed: int | None, batch_size: int = UNNAMED_BATCH_SIZE
 ) -> bool:
     """Whether ``record`` already holds variant ``name`` at ``seed`` (None: its own seed) and
     ``batch_size``."""
     return (
         record["variant"] == name
         and (seed is None or record.get("seed") == seed)
-        and record.get("batch_size", PRESET_BATCH_SIZE) == batch_size
+        and record.get("batch_size", UNNAMED_BATCH_SIZE) == batch_size
     )
 
 
@@ -161,7 +169,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max-images", type=int, default=10000, help="class-balanced subset")
-    parser.add_argument("--batch-size", type=int, default=PRESET_BATCH_SIZE, help="the preset's")
+    parser.add_argument(
+        "--batch-size", type=int, default=SHORT_RUN_BATCH_SIZE, help="the short-run preset's"
+    )
     parser.add_argument("--knn-every", type=int, default=0, help="k-NN every N epochs (0: end)")
     parser.add_argument("--out", required=True, help="JSON-lines file the results go to")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), required=True)

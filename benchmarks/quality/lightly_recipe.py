@@ -15,7 +15,7 @@ same decoded uint8 pixels as PIL images), and the k-NN is ours (k=200, T=0.1, co
 subset as bank, the full test split as queries, lightly's ImageNet normalisation).
 
     OMP_NUM_THREADS=1 python -m benchmarks.quality.lightly_recipe --epochs 10 \
-        --max-images 10000 --batch-size 256 --knn-every 2 --out DIR/lightly.json
+        --max-images 10000 --batch-size 64 --knn-every 2 --out DIR/lightly.json
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from byol.backbones import build_backbone
 from byol.config import IMAGENET_MEAN, IMAGENET_STD
 from byol.data.registry import load_images
 from byol.eval.validation import KNNValidator
-from byol.presets import preset
+from byol.presets import SHORT_RUN_BATCH_SIZE, preset
 
 HEAD_WIDTH = 1024
 MOMENTUM = 0.99
@@ -98,7 +98,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max-images", type=int, default=10000)
-    parser.add_argument("--batch-size", type=int, default=256, help="as our preset")
+    parser.add_argument(
+        "--batch-size", type=int, default=SHORT_RUN_BATCH_SIZE, help="as our short-run preset"
+    )
     parser.add_argument("--knn-every", type=int, default=2)
     parser.add_argument("--backbone", default="small_resnet18_w16")
     parser.add_argument("--workers", type=int, default=1)
