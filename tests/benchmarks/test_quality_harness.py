@@ -55,6 +55,10 @@ def test_table_names_a_run_by_its_seed_unless_zero() -> None:
     assert markdown(runs).splitlines()[0] == "| epoch | lr0.1 | lr0.1 seed 1 |"
 
 
+# The batch of the records that name none; the harness's default is the short-run preset's.
+AT_256 = ("--batch-size", "256")
+
+
 def _ablate(monkeypatch: pytest.MonkeyPatch, out: Path, *flags: str) -> None:
     monkeypatch.setattr("sys.argv", ["ablate", "--out", str(out), *flags])
     main()
@@ -66,7 +70,7 @@ def test_a_new_out_file_refuses_to_overwrite_the_metrics_of_the_same_variant_and
     taken = metrics_path(tmp_path, "lr0.1", 1)
     taken.write_text("step,epoch\n")
     with pytest.raises(SystemExit, match=re.escape(f"{taken} already exist")):
-        _ablate(monkeypatch, tmp_path / "bf16.jsonl", "--variants", "lr0.1", "--seed", "1")
+        _ablate(monkeypatch, tmp_path / "bf16.jsonl", *AT_256, "--variants", "lr0.1", "--seed", "1")
     assert taken.read_text() == "step,epoch\n"
 
 
@@ -76,7 +80,7 @@ def test_a_resumed_sweep_skips_what_its_out_file_holds_without_refusing(
     out = tmp_path / "ours.jsonl"
     out.write_text(json.dumps({"variant": "lr0.1", "seed": 1}) + "\n")
     metrics_path(tmp_path, "lr0.1", 1).write_text("step,epoch\n")
-    _ablate(monkeypatch, out, "--variants", "lr0.1", "--seed", "1")
+    _ablate(monkeypatch, out, *AT_256, "--variants", "lr0.1", "--seed", "1")
     assert len(out.read_text().splitlines()) == 1
 
 
@@ -84,3 +88,9 @@ def test_runs_at_another_batch_size_get_their_own_names(tmp_path: Path) -> None:
     # Two runs of one variant and seed at two batch sizes, side by side, must not share files.
     assert metrics_path(tmp_path, "preset", 2).name == "preset-seed2.metrics.csv"
     assert metrics_path(tmp_path, "preset", 2, 128).name == "preset-batch128-seed2.metrics.csv"
+
+
+def test_a_record_without_a_batch_size_was_made_at_256() -> None:
+    record = {"variant": "preset", "seed": 0}
+    assert is_recorded(record, "preset", 0, batch_size=256)
+    assert not is_recorded(record, "preset", 0, batch_size=64)
