@@ -7,8 +7,8 @@ SGD lr 0.06 x batch/128 with momentum 0.9 and weight decay 5e-4, cosine learning
 warm-up, ``BYOLTransform`` per image at 32 px with Gaussian blur off. The schedule length is
 set from the throughput of steps 10-40 so that it ends with the budget, as for our run
 (:mod:`benchmarks.accuracy.budget`; the cosine runs per step over the budgeted steps instead of
-per epoch). The k-NN evaluation is
-ours (k=200, T=0.1, cosine), on the backbone with lightly's ImageNet normalisation.
+per epoch). The k-NN evaluation is ours (k=200, T=0.1, cosine), on the backbone with lightly's
+ImageNet normalisation.
 
     python -m benchmarks.accuracy.lightly_budget --minutes 30 \
         --out benchmarks/results/YYYY-MM-DD-cifar10-cpu-30min

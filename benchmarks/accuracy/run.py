@@ -8,8 +8,9 @@
 With ``--minutes`` the run's length in steps is chosen from the steady throughput of a 100-step
 probe run so that the whole schedule (warm-up, cosine learning rate, tau) completes inside the
 wall-clock budget (:mod:`benchmarks.accuracy.budget`); the recipe is the preset's for the
-epochs that hold those steps, and ``train.max_steps`` ends it at the budget. Writes ``result.json`` (figures,
-command, commit, machine) and copies the run's metrics and report into ``--out``.
+epochs that hold those steps, and ``train.max_steps`` ends it at the budget. Writes
+``result.json`` (figures, command, commit, machine) and copies the run's metrics and report
+into ``--out``.
 """
 
 from __future__ import annotations
