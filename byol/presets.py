@@ -18,8 +18,8 @@ Presets follow the run length: :func:`preset` takes the number of epochs (the CL
     (batch 512) k-NN after 200 epochs and 91.0% after 800, where the LARS recipe compressed to
     130 epochs reached 74.95% (``benchmarks/results/2026-11-25-cifar10-h100-130ep``);
   - below 100 epochs: the LARS recipe again at a tenth of its learning rate (base 0.1),
-    warm-up a tenth of the run, batch 64. At 10 epochs LARS led the SGD recipe at every evaluation
-    (``benchmarks/results/2026-12-02-cifar10-equal-epochs``), whose small learning rate has
+    warm-up a tenth of the run, batch 64. At 10 epochs LARS led the SGD recipe at every
+    evaluation (``benchmarks/results/2026-12-02-cifar10-equal-epochs``), whose small rate has
     too few steps to work with; at batch 256 and 390 steps the full base rate of 1.0 collapsed
     (k-NN falling from 28.6% to 25.0%, below the random encoder's 27.9%;
     ``benchmarks/results/2026-12-02-cifar10-short-runs``). Against 0.25, base 0.1 kept the

@@ -38,7 +38,6 @@ from byol.eval.validation import KNNValidator
 from byol.model import build_model
 from byol.presets import preset
 from byol.train.engine import train
-from byol.train.views import training_source
 
 
 def machine() -> str:
@@ -130,7 +129,8 @@ def budget_plan(arguments: argparse.Namespace, out: Path) -> tuple[int, int, flo
     shutil.rmtree(out / "probe-runs", ignore_errors=True)
     rate = steady_images_per_second(rates)
     steps = steps_for_budget(arguments.minutes * 60, rate, probe.optim.batch_size)
-    steps_per_epoch = training_source(probe).num_images // probe.optim.batch_size
+    # Full batches per epoch, as the run's sampler takes them (N // B).
+    steps_per_epoch = result.num_images // probe.optim.batch_size
     epochs = epochs_covering(steps, steps_per_epoch)
     print(f"{rate:.0f} images/s -> {steps} steps ({epochs} epochs) in {arguments.minutes} min")
     return epochs, steps, rate

@@ -5,8 +5,8 @@ Every variant is a base recipe with a few config fields changed; all train the s
 64 (the short-run preset's; ``--batch-size`` sets another), for the same epochs, and are scored
 by the same k-NN (k=200, T=0.1, cosine; the training subset as bank, the full test split as
 queries). The subset keeps a run under ten minutes on one core with AVX-512 BF16 (250-330
-images/s). Results are appended as
-JSON lines, so a killed sweep keeps what it finished and a rerun skips it.
+images/s). Results are appended as JSON lines, so a killed sweep keeps what it finished and a
+rerun skips it.
 
     OMP_NUM_THREADS=1 python -m benchmarks.quality.ablate --epochs 10 --max-images 10000 \
         --knn-every 2 --out benchmarks/results/YYYY-MM-DD-NAME/ours.jsonl --variants preset sgd
@@ -91,16 +91,14 @@ VARIANTS: dict[str, Overrides] = {
 UNNAMED_BATCH_SIZE = 256
 
 
-def run_name(name: str, seed: int | None, batch_size: int = UNNAMED_BATCH_SIZE) -> str:
+def run_name(name: str, seed: int | None, batch_size: int) -> str:
     """The variant's run and metrics name: ``lr0.1``, ``lr0.1-seed2`` with ``--seed 2``,
     ``lr0.1-batch128-seed2`` with ``--batch-size 128`` too."""
     batch = "" if batch_size == UNNAMED_BATCH_SIZE else f"-batch{batch_size}"
     return f"{name}{batch}" + ("" if seed is None else f"-seed{seed}")
 
 
-def metrics_path(
-    folder: Path, name: str, seed: int | None, batch_size: int = UNNAMED_BATCH_SIZE
-) -> Path:
+def metrics_path(folder: Path, name: str, seed: int | None, batch_size: int) -> Path:
     """Where the variant's ``metrics.csv`` is kept, beside the ``--out`` file."""
     return folder / f"{run_name(name, seed, batch_size)}.metrics.csv"
 
@@ -153,9 +151,7 @@ def run_variant(name: str, arguments: argparse.Namespace, work: Path) -> dict[st
     }
 
 
-def is_recorded(
-    record: dict[str, object], name: str, seed: int | None, batch_size: int = UNNAMED_BATCH_SIZE
-) -> bool:
+def is_recorded(record: dict[str, object], name: str, seed: int | None, batch_size: int) -> bool:
     """Whether ``record`` already holds variant ``name`` at ``seed`` (None: its own seed) and
     ``batch_size``."""
     return (

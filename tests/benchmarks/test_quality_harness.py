@@ -42,10 +42,10 @@ def test_table_lines_up_epochs_runs_and_baselines(tmp_path: Path) -> None:
 
 def test_a_rerun_skips_a_variant_only_at_a_seed_it_already_has() -> None:
     record = {"variant": "lr0.1", "seed": 1}
-    assert is_recorded(record, "lr0.1", 1)
-    assert not is_recorded(record, "lr0.1", 2)
-    assert not is_recorded(record, "preset", 1)
-    assert is_recorded(record, "lr0.1", None)
+    assert is_recorded(record, "lr0.1", 1, 256)
+    assert not is_recorded(record, "lr0.1", 2, 256)
+    assert not is_recorded(record, "preset", 1, 256)
+    assert is_recorded(record, "lr0.1", None, 256)
     assert not is_recorded(record, "lr0.1", 1, batch_size=128)
 
 
@@ -67,7 +67,7 @@ def _ablate(monkeypatch: pytest.MonkeyPatch, out: Path, *flags: str) -> None:
 def test_a_new_out_file_refuses_to_overwrite_the_metrics_of_the_same_variant_and_seed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    taken = metrics_path(tmp_path, "lr0.1", 1)
+    taken = metrics_path(tmp_path, "lr0.1", 1, 256)
     taken.write_text("step,epoch\n")
     with pytest.raises(SystemExit, match=re.escape(f"{taken} already exist")):
         _ablate(monkeypatch, tmp_path / "bf16.jsonl", *AT_256, "--variants", "lr0.1", "--seed", "1")
@@ -79,14 +79,14 @@ def test_a_resumed_sweep_skips_what_its_out_file_holds_without_refusing(
 ) -> None:
     out = tmp_path / "ours.jsonl"
     out.write_text(json.dumps({"variant": "lr0.1", "seed": 1}) + "\n")
-    metrics_path(tmp_path, "lr0.1", 1).write_text("step,epoch\n")
+    metrics_path(tmp_path, "lr0.1", 1, 256).write_text("step,epoch\n")
     _ablate(monkeypatch, out, *AT_256, "--variants", "lr0.1", "--seed", "1")
     assert len(out.read_text().splitlines()) == 1
 
 
 def test_runs_at_another_batch_size_get_their_own_names(tmp_path: Path) -> None:
     # Two runs of one variant and seed at two batch sizes, side by side, must not share files.
-    assert metrics_path(tmp_path, "preset", 2).name == "preset-seed2.metrics.csv"
+    assert metrics_path(tmp_path, "preset", 2, 256).name == "preset-seed2.metrics.csv"
     assert metrics_path(tmp_path, "preset", 2, 128).name == "preset-batch128-seed2.metrics.csv"
 
 
