@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache-dir", default="~/.cache/byol")
     parser.add_argument("--out", required=True)
+    # The model's initialisation and the data order; repeats of the protocol differ only here.
+    parser.add_argument("--seed", type=int, default=0)
     arguments = parser.parse_args()
     from lightly.loss import NegativeCosineSimilarity
     from lightly.models.utils import update_momentum
@@ -58,7 +60,7 @@ def main() -> None:
     from lightly.utils.scheduler import cosine_schedule
     from torchvision.datasets import ImageFolder
 
-    torch.manual_seed(0)
+    torch.manual_seed(arguments.seed)
     root = unpack_cifar10_jpg(Path(arguments.cache_dir).expanduser())
     transform = BYOLTransform(
         view_1_transform=BYOLView1Transform(input_size=32, gaussian_blur=0.0),
@@ -120,6 +122,7 @@ def main() -> None:
         "implementation": "lightly 1.6.0, CIFAR-10 benchmark recipe (BYOLModel)",
         **provenance("benchmarks.accuracy.lightly_budget", arguments),
         "backbone": arguments.backbone,
+        "seed": arguments.seed,
         "steps": step,
         "images_seen": images,
         "train_seconds": round(train_seconds, 1),
