@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,7 +39,7 @@ from byol.presets import SHORT_RUN_BATCH_SIZE, preset
 PROBE_FROM, PROBE_TO = 10, 40
 
 
-def main() -> None:
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, required=True)
     parser.add_argument("--backbone", default="small_resnet18_w16")
@@ -49,24 +50,24 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     # The model's initialisation and the data order; repeats of the protocol differ only here.
     parser.add_argument("--seed", type=int, default=0)
-    arguments = parser.parse_args()
-    from lightly.loss import NegativeCosineSimilarity
-    from lightly.models.utils import update_momentum
+    return parser.parse_args()
+
+
+def training_loader(arguments: argparse.Namespace) -> DataLoader:
+    """lightly's benchmark views (blur off) of the CIFAR-10 training JPEGs, decoded per image."""
     from lightly.transforms.byol_transform import (
         BYOLTransform,
         BYOLView1Transform,
         BYOLView2Transform,
     )
-    from lightly.utils.scheduler import cosine_schedule
     from torchvision.datasets import ImageFolder
 
-    torch.manual_seed(arguments.seed)
     root = unpack_cifar10_jpg(Path(arguments.cache_dir).expanduser())
     transform = BYOLTransform(
         view_1_transform=BYOLView1Transform(input_size=32, gaussian_blur=0.0),
         view_2_transform=BYOLView2Transform(input_size=32, gaussian_blur=0.0),
     )
-    loader = DataLoader(
+    return DataLoader(
         ImageFolder(str(root / "train"), transform=transform),
         batch_size=arguments.batch_size,
         shuffle=True,
@@ -74,15 +75,30 @@ def main() -> None:
         num_workers=arguments.workers,
         persistent_workers=True,
     )
-    backbone = build_backbone(arguments.backbone)
-    model = LightlyBYOL(backbone.module, backbone.feature_dim, HEAD_WIDTH, 256)
-    criterion = NegativeCosineSimilarity()
-    peak_lr = 0.06 * arguments.batch_size / 128
-    optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=0.9, weight_decay=5e-4)
 
-    budget = arguments.minutes * 60
+
+@dataclass(frozen=True)
+class BudgetRun:
+    steps: int
+    images: int
+    train_seconds: float
+    probe_images_per_second: float
+
+
+def train_for_budget(
+    model: LightlyBYOL, loader: DataLoader, batch_size: int, budget_seconds: float
+) -> BudgetRun:
+    """lightly's ``BYOLModel.training_step`` until the budget's steps are done; the steps are
+    fixed at step ``PROBE_TO`` from the throughput of steps ``PROBE_FROM`` to ``PROBE_TO``."""
+    from lightly.loss import NegativeCosineSimilarity
+    from lightly.models.utils import update_momentum
+    from lightly.utils.scheduler import cosine_schedule
+
+    criterion = NegativeCosineSimilarity()
+    peak_lr = 0.06 * batch_size / 128
+    optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=0.9, weight_decay=5e-4)
     started = time.perf_counter()
-    total_steps, step, images, probe_started = None, 0, 0, started
+    total_steps, step, images, probe_started, rate = None, 0, 0, started, 0.0
     while total_steps is None or step < total_steps:
         for (x0, x1), _ in loader:
             for group in optimizer.param_groups:
@@ -101,33 +117,42 @@ def main() -> None:
             if step == PROBE_FROM:
                 probe_started = time.perf_counter()
             if total_steps is None and step == PROBE_TO:
-                rate = (PROBE_TO - PROBE_FROM) * arguments.batch_size
-                rate /= time.perf_counter() - probe_started
-                left = budget - (time.perf_counter() - started)
-                more = steps_for_budget(left, rate, arguments.batch_size) if left > 0 else 0
-                total_steps = step + more
+                rate = (PROBE_TO - PROBE_FROM) * batch_size / (time.perf_counter() - probe_started)
+                left = budget_seconds - (time.perf_counter() - started)
+                total_steps = step + (steps_for_budget(left, rate, batch_size) if left > 0 else 0)
                 print(f"{rate:.0f} images/s -> {total_steps} steps", flush=True)
             if step % 50 == 0:
                 print(f"step {step}/{total_steps} loss {loss.item():.4f}", flush=True)
             if total_steps is not None and step >= total_steps:
                 break
-    train_seconds = time.perf_counter() - started
+    return BudgetRun(step, images, time.perf_counter() - started, rate)
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    torch.manual_seed(arguments.seed)
+    loader = training_loader(arguments)
+    backbone = build_backbone(arguments.backbone)
+    model = LightlyBYOL(backbone.module, backbone.feature_dim, HEAD_WIDTH, 256)
+    budget = arguments.minutes * 60
+    run = train_for_budget(model, loader, arguments.batch_size, budget)
 
     config = preset("cifar10")
     config.augment.mean, config.augment.std = IMAGENET_MEAN, IMAGENET_STD
     config.data.cache_dir = arguments.cache_dir
     result = KNNValidator(config, torch.device("cpu"), source="cifar10").evaluate(model.backbone)
-    assert result is not None
+    if result is None:
+        raise RuntimeError("the CIFAR-10 k-NN validator found no labelled test split")
     record = {
         "implementation": "lightly 1.6.0, CIFAR-10 benchmark recipe (BYOLModel)",
         **provenance("benchmarks.accuracy.lightly_budget", arguments),
         "backbone": arguments.backbone,
         "seed": arguments.seed,
-        "steps": step,
-        "images_seen": images,
-        "train_seconds": round(train_seconds, 1),
+        "steps": run.steps,
+        "images_seen": run.images,
+        "train_seconds": round(run.train_seconds, 1),
         "budget_seconds": budget,
-        "probe_images_per_second": round(rate, 1),
+        "probe_images_per_second": round(run.probe_images_per_second, 1),
         "knn_top1": result.top1,
         "knn_top5": result.top5,
     }
