@@ -66,8 +66,9 @@ VARIANTS: dict[str, Overrides] = {
     "sgd": SGD,
     "lr1.0": {"optim.base_learning_rate": 1.0},
     "lr0.5": {"optim.base_learning_rate": 0.5},
+    # The preset's own rate since it moved back from 0.1 (at batch 64); kept under the name
+    # its records carry.
     "lr0.25": {"optim.base_learning_rate": 0.25},
-    # The preset's own rate since it moved from 0.25; kept under the name its records carry.
     "lr0.1": {"optim.base_learning_rate": 0.1},
     "lr0.05": {"optim.base_learning_rate": 0.05},
     "no-trust-clip": {"optim.lars_trust_clip": False},
