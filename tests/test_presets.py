@@ -13,6 +13,7 @@ from byol.presets import (
     LARS_FROM_EPOCHS,
     PRESETS,
     SHORT_RUN_LARS_LEARNING_RATE,
+    SHORT_RUN_LARS_LEARNING_RATE_AT_RECIPE_BATCH,
     preset,
     preset_for_data,
 )
@@ -75,6 +76,13 @@ def test_short_cifar10_runs_get_lars_with_a_tenth_of_the_run_as_warmup(
     # 1.0 collapsed a 10-epoch run at batch 256; at batch 64, 0.25 led 0.1 and 0.5 on the
     # 50,000 images of the 30-minute benchmark (recorded in the presets).
     assert config.optim.base_learning_rate == SHORT_RUN_LARS_LEARNING_RATE == 0.25
+
+
+def test_short_runs_at_the_recipe_batch_keep_the_rate_measured_there() -> None:
+    # 0.25 was measured at batch 64; at batch 256 (the images preset's) 0.1 was the steady one.
+    config = preset("images", 50)
+    assert config.optim.batch_size == 256 and config.optim.optimizer == "lars"
+    assert config.optim.base_learning_rate == SHORT_RUN_LARS_LEARNING_RATE_AT_RECIPE_BATCH == 0.1
 
 
 @pytest.mark.parametrize(("epochs", "batch_size"), [(10, 64), (99, 64), (100, 256), (1000, 256)])
