@@ -78,7 +78,14 @@ class AugmentConfig:
     """The two asymmetric views and the output normalisation."""
 
     image_size: int = 224
-    """Side of the square crops, in pixels ([official] ``utils/dataset.py:201``: 224)."""
+    """Side of the square crops, in pixels ([official] ``utils/dataset.py:201``: 224); also the
+    side at which the encoder is evaluated."""
+    view_size: int | None = None
+    """Side of the training views; None: ``image_size``. A side below ``image_size`` trains
+    at a fraction of the compute per step: random-resized crops make objects look larger in
+    training than in the whole test image, so the network meets them at the evaluation side at
+    about their trained size (Touvron et al. 2019, "Fixing the train-test resolution
+    discrepancy"). Evaluation, export and the k-NN monitor stay at ``image_size``."""
     view1: ViewConfig = field(default_factory=_view1)
     """The first view, T in [paper] Table 6: blur always, never solarize."""
     view2: ViewConfig = field(default_factory=_view2)

@@ -44,8 +44,9 @@ COMMON: Overrides = {
 }
 
 # The base is the short-run preset (``preset("cifar10", epochs)`` below 100 epochs): solo-learn's
-# LARS recipe at base lr 0.1 with a tenth of the run as warm-up. Each variant changes one
-# factor; ``sgd`` is lightly's CIFAR-10 benchmark recipe in our code (the 100-999-epoch preset).
+# LARS recipe at base lr 0.25 (batch 64) with a tenth of the run as warm-up. Each variant
+# changes one factor; ``sgd`` is lightly's CIFAR-10 benchmark recipe in our code (the
+# 100-999-epoch preset).
 SGD: Overrides = {
     "optim.optimizer": "sgd",
     "optim.base_learning_rate": SGD_LEARNING_RATE,

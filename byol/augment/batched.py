@@ -40,6 +40,7 @@ import torch
 from byol.augment import color
 from byol.augment.common import (
     blur_kernel_size,
+    training_view_size,
     validate_augment_config,
     validate_normalization,
     validate_view_config,
@@ -404,10 +405,10 @@ class BatchedTwoViews(torch.nn.Module):
         validate_augment_config(config)
         self.config = config
         self.view1 = BatchedView(
-            config.view1, config.image_size, config.mean, config.std, subset_ops
+            config.view1, training_view_size(config), config.mean, config.std, subset_ops
         )
         self.view2 = BatchedView(
-            config.view2, config.image_size, config.mean, config.std, subset_ops
+            config.view2, training_view_size(config), config.mean, config.std, subset_ops
         )
         # Both views differ only in their sampled parameters (probabilities are drawn, not
         # applied), so unless blur kernels or solarize thresholds differ, one pass over a

@@ -89,8 +89,19 @@ def validate_normalization(
     return (m0, m1, m2), (s0, s1, s2)
 
 
+def training_view_size(config: AugmentConfig) -> int:
+    """Side of the training views: ``view_size``, or ``image_size`` when it is None."""
+    return config.image_size if config.view_size is None else config.view_size
+
+
 def validate_augment_config(config: AugmentConfig) -> None:
     """Check both views and the normalisation of an :class:`AugmentConfig`."""
     validate_normalization(config.image_size, config.mean, config.std)
+    size = config.view_size
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 2):
+        raise ValueError(
+            f"augment.view_size={size!r} must be an integer >= 2 (pixels), or null to train "
+            "at augment.image_size"
+        )
     validate_view_config(config.view1, "view1")
     validate_view_config(config.view2, "view2")

@@ -21,6 +21,7 @@ from torchvision.transforms import v2
 
 from byol.augment.common import (
     blur_kernel_size,
+    training_view_size,
     validate_augment_config,
     validate_normalization,
     validate_view_config,
@@ -136,8 +137,12 @@ class ReferenceTwoViews:
 
     def __init__(self, config: AugmentConfig) -> None:
         validate_augment_config(config)
-        self.view1 = ReferenceView(config.view1, config.image_size, config.mean, config.std)
-        self.view2 = ReferenceView(config.view2, config.image_size, config.mean, config.std)
+        self.view1 = ReferenceView(
+            config.view1, training_view_size(config), config.mean, config.std
+        )
+        self.view2 = ReferenceView(
+            config.view2, training_view_size(config), config.mean, config.std
+        )
 
     def __call__(self, image: ImageInput) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(view1, view2)``, each float32 ``(3, S, S)``, normalised."""

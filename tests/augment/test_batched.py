@@ -17,6 +17,7 @@ from torchvision.transforms.v2 import functional as TF
 from byol.augment import (
     BatchedTwoViews,
     BatchedView,
+    ReferenceTwoViews,
     ReferenceView,
     ViewParams,
     blur_kernel_size,
@@ -332,3 +333,14 @@ def test_cuda_matches_cpu_with_the_same_params() -> None:
     assert torch.equal(first[0], again[0])
     with pytest.raises(ValueError, match="generator"):
         augment(images.cuda(), torch.Generator().manual_seed(0))
+
+
+def test_view_size_sets_the_training_views_side_and_is_checked() -> None:
+    config = AugmentConfig(image_size=32, view_size=24)
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    view_1, view_2 = BatchedTwoViews(config)(images)
+    assert view_1.shape == view_2.shape == (3, 3, 24, 24)
+    reference_1, reference_2 = ReferenceTwoViews(config)(images[0])
+    assert reference_1.shape == reference_2.shape == (3, 24, 24)
+    with pytest.raises(ValueError, match=r"augment\.view_size=1 "):
+        BatchedTwoViews(AugmentConfig(image_size=32, view_size=1))

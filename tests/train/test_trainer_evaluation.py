@@ -64,3 +64,22 @@ def test_a_resumed_log_keeps_the_columns_its_file_started_with(tmp_path: Path) -
     with (tmp_path / "metrics.csv").open() as handle:
         rows = list(csv.reader(handle))
     assert rows == [["step", "epoch", "loss"], ["1", "0", "2.0"], ["2", "0", "1.5"]]
+
+
+def test_smaller_training_views_are_evaluated_at_the_image_size(tmp_path: Path) -> None:
+    def pixels_baseline(view_size: int | None) -> float:
+        config = tiny_train_config(tmp_path)
+        config.augment.view_size = view_size
+        config.data.val_source = "digits"
+        config.monitor.knn_every_epochs = 1
+        config.monitor.knn_k = 20
+        config.train.epochs = 1
+        config.train.run_name = f"views-{view_size}"
+        result = train(config, progress=False)
+        assert result.knn_top1 is not None
+        baselines = json.loads((result.run_dir / "baselines.json").read_text())
+        return float(baselines["raw_pixels"]["top1"])
+
+    # The pixels are read at augment.image_size (16) whatever side the views are trained at:
+    # at 8 px the same 16 px digits give the same nearest neighbours.
+    assert pixels_baseline(8) == pixels_baseline(None)
