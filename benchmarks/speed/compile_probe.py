@@ -7,6 +7,8 @@ images stand in for CIFAR-10 (timing does not depend on pixel values). Each mode
 appended to ``--out`` as JSON lines as soon as they exist, so a run cut short keeps them.
 
     python -m benchmarks.speed.compile_probe --out compile_probe.jsonl
+    OMP_NUM_THREADS=1 python -m benchmarks.speed.compile_probe --backbone small_resnet18_w16 \
+        --batch-size 64 --modes eager,augment+model --out compile_probe.jsonl  # the CPU budget's
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def measure(mode: str, images: torch.Tensor, arguments: argparse.Namespace) -> d
     """Warm up (compiling if asked), then time end to end and the augmentation alone."""
     device, batch = images.device, arguments.batch_size
     torch.manual_seed(0)
-    model = BYOL(build_backbone("resnet18", cifar_stem=True)).to(device)
+    model = BYOL(build_backbone(arguments.backbone, cifar_stem=True)).to(device)
     model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model.online, OptimConfig(batch_size=batch))
     augment = BatchedTwoViews(small_image_augment_config(32)).to(device)
@@ -69,7 +71,9 @@ def measure(mode: str, images: torch.Tensor, arguments: argparse.Namespace) -> d
         "mode": mode,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
+        "backbone": arguments.backbone,
         "batch_size": batch,
+        "threads": torch.get_num_threads(),
         "warmup_seconds_incl_compile": round(warmup_seconds, 1),
         "end_to_end_images_per_second": round(batch * arguments.steps / seconds, 1),
         "augmentation_alone_images_per_second": round(batch * arguments.steps / augment_seconds, 1),
@@ -80,6 +84,7 @@ def measure(mode: str, images: torch.Tensor, arguments: argparse.Namespace) -> d
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
+    parser.add_argument("--backbone", default="resnet18", help="e.g. small_resnet18_w16")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=150, help="timed steps per mode")
     parser.add_argument("--warmup", type=int, default=10)
