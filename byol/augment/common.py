@@ -72,12 +72,17 @@ def validate_view_config(view: ViewConfig, name: str = "view") -> None:
         )
 
 
+def check_side(name: str, side: object, fix: str = "") -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``side`` is an integer of at least 2 pixels."""
+    if isinstance(side, bool) or not isinstance(side, int) or side < 2:
+        raise ValueError(f"{name}={side!r} must be an integer >= 2 (pixels){fix}")
+
+
 def validate_normalization(
     image_size: int, mean: Sequence[float], std: Sequence[float]
 ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """Check the output side and the per-channel statistics; return them as 3-tuples."""
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 2:
-        raise ValueError(f"image_size={image_size!r} must be an integer >= 2 (pixels)")
+    check_side("image_size", image_size)
     if len(mean) != 3 or len(std) != 3:
         raise ValueError(f"mean={mean} and std={std} need one value per RGB channel (3 each)")
     if not all(math.isfinite(s) and s > 0 for s in std):
@@ -97,11 +102,9 @@ def training_view_size(config: AugmentConfig) -> int:
 def validate_augment_config(config: AugmentConfig) -> None:
     """Check both views and the normalisation of an :class:`AugmentConfig`."""
     validate_normalization(config.image_size, config.mean, config.std)
-    size = config.view_size
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 2):
-        raise ValueError(
-            f"augment.view_size={size!r} must be an integer >= 2 (pixels), or null to train "
-            "at augment.image_size"
+    if config.view_size is not None:
+        check_side(
+            "augment.view_size", config.view_size, ", or null to train at augment.image_size"
         )
     validate_view_config(config.view1, "view1")
     validate_view_config(config.view2, "view2")
